@@ -1,0 +1,132 @@
+"""Pieces shared by the eager and traced bindings."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SymbolicZero = jax.custom_derivatives.SymbolicZero
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TapeBox:
+    """Carries tapes through ``custom_jvp``/``custom_vjp`` as a non-pytree, non-diff argument.
+
+    Tapes are not reliably pytrees (some operators cannot hold tracers or cotangents), and
+    ``custom_vjp`` forbids pytree non-differentiable arguments; wrapping them hides them from JAX.
+    Identity hashing keeps JAX from comparing tapes when it caches the rule.
+    """
+
+    tapes: tuple
+
+
+def to_jax(result):
+    """Convert a nested device result (tuples, lists, dicts, NumPy) to tuples/dicts of JAX arrays."""
+    if isinstance(result, dict):
+        return {k: to_jax(v) for k, v in result.items()}
+    if isinstance(result, (list, tuple)):
+        return tuple(to_jax(r) for r in result)
+    return jnp.asarray(result)
+
+
+def is_zero_tangent(t) -> bool:
+    """True for JAX's symbolic zero and for float0 tangents of integer inputs."""
+    return isinstance(t, SymbolicZero) or getattr(t, "dtype", None) == jax.dtypes.float0
+
+
+def zero_tangent_like(primal):
+    """A zero tangent matching ``primal``: float0 for integer/bool outputs (JAX's rule)."""
+    dtype = jnp.result_type(primal)
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        return np.zeros(jnp.shape(primal), dtype=jax.dtypes.float0)
+    return jnp.zeros(jnp.shape(primal), dtype)
+
+
+def _scale(jac, tangent, batch_size):
+    """One parameter's contribution ``J_p * t_p`` to a measurement's JVP."""
+    tangent = jnp.asarray(tangent)
+    jac = jnp.asarray(jac)
+    if tangent.ndim == 0:
+        return jac * tangent
+    if batch_size and tangent.shape == (batch_size,):
+        # A broadcast parameter: result b depends only on element b of the parameter.
+        return jac * tangent.reshape((batch_size,) + (1,) * (jac.ndim - 1))
+    raise ValueError(
+        f"cannot differentiate with respect to an array-valued gate parameter of shape "
+        f"{tangent.shape} with this gradient method; use diff_method='backprop' (or the XLA "
+        "executor) for such parameters."
+    )
+
+
+def jvp_from_jacobian(jac, tangents: Sequence, tape, result):
+    """Contract one tape's Jacobian (PennyLane's nesting) with the trainable tangents.
+
+    Args:
+        jac: the tape's Jacobian, nested as ``[shot setting][measurement][parameter]`` with levels
+            of size one dropped, as PennyLane's gradient transforms and devices return it.
+        tangents: one tangent per trainable parameter of ``tape``.
+        tape: the tape (measurements, shots and batch size fix the nesting).
+        result: the tape's result, used for the zero JVP when no parameter is trainable.
+
+    Returns:
+        The JVP, with the structure of ``result``.
+    """
+    num_params = len(tangents)
+    if num_params == 0:
+        return jax.tree_util.tree_map(zero_tangent_like, result)
+
+    single_mp = len(tape.measurements) == 1
+
+    def one_measurement(jac_m, res_m):
+        if not jnp.issubdtype(jnp.result_type(res_m), jnp.inexact):
+            return zero_tangent_like(res_m)
+        res_shape = jnp.shape(res_m)
+        if num_params == 1:
+            jac_m = jnp.asarray(jac_m)
+            # Some devices keep a length-one parameter axis (e.g. adjoint state Jacobians).
+            parts = (jac_m.reshape(res_shape) if jac_m.size == math.prod(res_shape) else jac_m,)
+        else:
+            parts = jac_m
+        out = sum(_scale(j, t, tape.batch_size) for j, t in zip(parts, tangents))
+        return out.astype(jnp.result_type(res_m))
+
+    def one_setting(jac_s, res_s):
+        if single_mp:
+            return one_measurement(jac_s, res_s)
+        return tuple(one_measurement(j, r) for j, r in zip(jac_s, res_s))
+
+    if tape.shots.has_partitioned_shots:
+        return tuple(one_setting(j, r) for j, r in zip(jac, result))
+    return one_setting(jac, result)
+
+
+def trainable_split(tapes: Sequence, tangents: Sequence[Sequence]):
+    """For each tape: the indices (into its parameter tuple) and values of non-zero tangents."""
+    indices, values = [], []
+    for tape_tangents in tangents:
+        idx = tuple(i for i, t in enumerate(tape_tangents) if not is_zero_tangent(t))
+        indices.append(idx)
+        values.append(tuple(tape_tangents[i] for i in idx))
+    return indices, values
+
+
+def with_trainable(tapes: Sequence, params: Sequence[Sequence], positions, indices) -> tuple:
+    """Copies of ``tapes`` with ``params`` bound at ``positions`` and ``indices`` trainable.
+
+    Args:
+        tapes: the tapes.
+        params: per tape, the values to bind.
+        positions: per tape, the tape parameter indices that ``params`` fill.
+        indices: per tape, which of ``positions`` (by index into it) are trainable.
+    """
+    out = []
+    for tape, values, pos, idx in zip(tapes, params, positions, indices):
+        new = tape.bind_new_parameters(list(values), list(pos))
+        new.trainable_params = [pos[i] for i in idx]
+        out.append(new)
+    return tuple(out)

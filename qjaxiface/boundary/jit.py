@@ -1,0 +1,198 @@
+"""Traced bindings (interface ``"jax-jit"``): the executor runs on the host through callbacks.
+
+Under ``jit`` (or ``vmap``) the parameters are abstract, so the device is reached through
+``jax.pure_callback`` with the exact ``ShapeDtypeStruct`` of each tape's result
+(:mod:`qjaxiface.shapes`).
+
+``jax_jit_jvp_execute`` registers a ``custom_jvp`` whose rule fetches the Jacobian through a
+second callback and contracts it with the tangents in ``jax.numpy``; JAX derives ``grad``,
+``jacrev`` and ``vmap`` of it. ``jax_jit_vjp_execute`` registers a ``custom_vjp`` around device
+VJPs. Both batch under ``vmap`` into a single host call (see :mod:`._callback`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import jax
+from pennylane.measurements import CountsMP, MidMeasureMP
+
+from .._log import log_entry
+from ..shapes import jacobian_shape_dtype, result_shape_dtype
+from ._callback import batched_pure_callback
+from ._common import TapeBox, jvp_from_jacobian, trainable_split, with_trainable, zero_tangent_like
+from ._vjp import device_vjp_backward, reraise_forward_mode
+from .eager import executor_name
+
+ExecuteFn = Callable[[Sequence], tuple]
+
+
+class _Device:
+    """Hashable, identity-compared holder for the device (a non-diff argument)."""
+
+    __slots__ = ("device",)
+
+    def __init__(self, device):
+        self.device = device
+
+
+def _check_no_counts(tapes):
+    if any(isinstance(m, CountsMP) for t in tapes for m in t.measurements):
+        raise NotImplementedError(
+            "qml.counts has no fixed shape, so a jitted host callback cannot return it. "
+            "qjaxiface.execute (and QNodes after qjaxiface.install()) measure counts under jit "
+            "as samples and count them in JAX; call the bindings through qjaxiface.execute, or "
+            "measure qml.sample yourself."
+        )
+
+
+def _native_broadcast(device, tapes) -> bool:
+    """Whether ``device.execute`` accepts broadcast tapes as they are at this point."""
+    if device is None or any(t.batch_size for t in tapes):
+        return False
+    if any(isinstance(op, MidMeasureMP) or hasattr(op, "meas_val") for t in tapes for op in t):
+        return False
+    program = device.preprocess_transforms()
+    names = {getattr(getattr(t, "tape_transform", None), "__name__", "") for t in program}
+    return "broadcast_expand" not in names
+
+
+def _result_structs(tapes, device):
+    return tuple(result_shape_dtype(t, device) for t in tapes)
+
+
+def _callback_execute(params, box: TapeBox, execute_fn: ExecuteFn, jpc, dev: _Device):
+    tapes = box.tapes
+    positions = [tuple(t.trainable_params) for t in tapes]
+    structs = _result_structs(tapes, dev.device)
+    n = len(tapes)
+
+    def bind(p):
+        return with_trainable(tapes, p, positions, [range(len(x)) for x in p])
+
+    def run_many(batch):
+        results = execute_fn(tuple(t for p in batch for t in bind(p)))
+        return [tuple(results[i * n : (i + 1) * n]) for i in range(len(batch))]
+
+    run_broadcast = None
+    if _native_broadcast(dev.device, tapes):
+
+        def run_broadcast(p):
+            return tuple(execute_fn(bind(p)))
+
+    return batched_pure_callback(run_many, structs, params, run_broadcast=run_broadcast)
+
+
+def _callback_jvp(box: TapeBox, execute_fn: ExecuteFn, jpc, dev: _Device, primals, tangents):
+    (params,), (tangents,) = primals, tangents
+    tapes = box.tapes
+    indices, values = trainable_split(tapes, tangents)
+    if not any(indices):
+        results = _callback_execute(params, box, execute_fn, jpc, dev)
+        return results, jax.tree_util.tree_map(zero_tangent_like, results)
+
+    positions = [tuple(t.trainable_params) for t in tapes]
+    res_structs = _result_structs(tapes, dev.device)
+    jac_structs = tuple(
+        jacobian_shape_dtype(t, dev.device, num_params=len(idx)) if idx else ()
+        for t, idx in zip(tapes, indices)
+    )
+    n = len(tapes)
+
+    def run_many(batch):
+        all_tapes = tuple(t for p in batch for t in with_trainable(tapes, p, positions, indices))
+        # Tapes with nothing to differentiate still need results; the calculator skips them.
+        results, jacs = jpc.execute_and_compute_jacobian(all_tapes)
+        return [
+            (tuple(results[i * n : (i + 1) * n]), tuple(jacs[i * n : (i + 1) * n]))
+            for i in range(len(batch))
+        ]
+
+    results, jacobians = batched_pure_callback(run_many, (res_structs, jac_structs), params)
+    jvps = tuple(
+        jvp_from_jacobian(jac, vals, tape, res)
+        for jac, vals, tape, res in zip(jacobians, values, tapes, results)
+    )
+    return results, jvps
+
+
+_jit_jvp_execute = jax.custom_jvp(_callback_execute, nondiff_argnums=(1, 2, 3, 4))
+_jit_jvp_execute.defjvp(_callback_jvp, symbolic_zeros=True)
+
+
+def jax_jit_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) -> tuple:
+    """Execute tapes with traced JAX parameters via ``pure_callback`` and a ``custom_jvp``.
+
+    Args:
+        tapes (Sequence[QuantumScript]): tapes whose trainable parameters
+            (``tape.trainable_params``) are the differentiable (possibly traced) inputs.
+        execute_fn (Callable): maps a batch of tapes with concrete parameters to results.
+        jpc (JacobianProductCalculator): supplies ``execute_and_compute_jacobian``.
+        device (Device, optional): fixes the wire count of "all wires" measurements and tells
+            whether the device broadcasts natively; without it the tape's wires are used and
+            batches are expanded.
+
+    Returns:
+        tuple: one result per tape, as JAX arrays with exactly the eager shapes.
+
+    Raises:
+        NotImplementedError: for ``qml.counts`` (shapeless); :func:`qjaxiface.execute` rewrites
+            counts to samples before reaching this binding.
+
+    **Example**
+
+    >>> import jax, pennylane as qml
+    >>> from pennylane.workflow.jacobian_products import TransformJacobianProducts
+    >>> dev = qml.device("default.qubit")
+    >>> execute_fn = lambda tapes: dev.execute(tapes)
+    >>> jpc = TransformJacobianProducts(execute_fn, qml.gradients.param_shift)
+    >>> @jax.jit
+    ... def cost(x):
+    ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
+    ...     tape.trainable_params = [0]
+    ...     return jax_jit_jvp_execute([tape], execute_fn, jpc, dev)[0]
+    >>> round(float(jax.grad(cost)(0.5)), 6)
+    -0.479426
+    """
+    log_entry("jax-jit", "callback+custom_jvp", executor_name(device), len(tapes))
+    _check_no_counts(tapes)
+    params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
+    return _jit_jvp_execute(params, TapeBox(tuple(tapes)), execute_fn, jpc, _Device(device))
+
+
+def _vjp_forward(params, box, execute_fn, jpc, dev):
+    return _callback_execute(params, box, execute_fn, jpc, dev), params
+
+
+def _vjp_backward(box, execute_fn, jpc, dev, params, dy):
+    return (device_vjp_backward(box.tapes, jpc, params, dy),)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _jit_vjp_execute(params, box, execute_fn, jpc, dev):
+    return _callback_execute(params, box, execute_fn, jpc, dev)
+
+
+_jit_vjp_execute.defvjp(_vjp_forward, _vjp_backward)
+
+
+def jax_jit_vjp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) -> tuple:
+    """Execute tapes with traced JAX parameters via ``pure_callback`` and a ``custom_vjp``.
+
+    The backward pass calls ``jpc.compute_vjp`` in a second callback. Reverse mode only.
+
+    Args:
+        tapes (Sequence[QuantumScript]): the tapes; their trainable parameters are the inputs.
+        execute_fn (Callable): maps a batch of tapes with concrete parameters to results.
+        jpc (JacobianProductCalculator): supplies ``compute_vjp``.
+        device (Device, optional): as for :func:`jax_jit_jvp_execute`.
+
+    Returns:
+        tuple: one result per tape, as JAX arrays.
+    """
+    log_entry("jax-jit", "callback+custom_vjp", executor_name(device), len(tapes))
+    _check_no_counts(tapes)
+    params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
+    with reraise_forward_mode():
+        return _jit_vjp_execute(params, TapeBox(tuple(tapes)), execute_fn, jpc, _Device(device))

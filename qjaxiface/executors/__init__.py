@@ -1,0 +1,105 @@
+"""Executors: what actually computes tape results.
+
+* the **device executor**: the PennyLane device's own ``execute`` / derivative methods, reached
+  directly (eager), traced (backprop) or through ``jax.pure_callback`` (jit);
+* the **XLA executor** (:mod:`qjaxiface.executors.xla`): the tapes as one pure JAX function,
+  derivative rule included, compiled by XLA.
+
+:func:`select_xla` decides between them for one execution.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+
+import pennylane as qml
+
+logger = logging.getLogger("qjaxiface")
+
+_TRANSFORM_NAMES = {
+    "param_shift": "parameter-shift",
+    "finite_diff": "finite-diff",
+    "spsa_grad": "spsa",
+}
+
+
+def _xla_diff_method(method) -> str | None:
+    """The XLA executor's name for a resolved gradient method; raises if it has none."""
+    if method is None or isinstance(method, str):
+        return method
+    name = getattr(method, "__name__", None) or getattr(
+        getattr(method, "tape_transform", None), "__name__", None
+    )
+    if name in _TRANSFORM_NAMES:
+        return _TRANSFORM_NAMES[name]
+    raise LookupError(f"gradient transform {name or method!r} has no XLA implementation")
+
+
+def _is_default_qubit(device) -> bool:
+    return isinstance(device, qml.devices.DefaultQubit)
+
+
+def _prng_key(device):
+    """The device's JAX PRNG key for this execution (reset per execution, as default.qubit does)."""
+    if getattr(device, "_prng_key", None) is None:
+        return None
+    device.reset_prng_key()
+    return device.get_prng_keys()[0]
+
+
+def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[], tuple] | None:
+    """A thunk running ``tapes`` on the XLA executor, or ``None`` to use the device executor.
+
+    ``executor="auto"`` selects XLA for default.qubit under ``jit`` (analytic, or finite shots
+    with a JAX PRNG key); ``"xla"`` selects it wherever it can run; ``"device"`` never. Every
+    refusal is logged at DEBUG level with its reason.
+    """
+    if executor == "device":
+        return None
+    if executor == "auto" and not (iface == "jax-jit" and _is_default_qubit(device)):
+        return None
+
+    def refuse(reason: str):
+        logger.debug("XLA executor not used (%s); using the device executor instead", reason)
+
+    try:
+        from .xla import xla_execute, xla_unsupported_reason
+    except ImportError as err:  # pragma: no cover - only in a broken install
+        refuse(f"the XLA executor could not be imported: {err}")
+        return None
+
+    try:
+        diff_method = _xla_diff_method(config.gradient_method)
+    except LookupError as err:
+        refuse(str(err))
+        return None
+    if config.use_device_jacobian_product and diff_method != "adjoint":
+        refuse("device VJPs were requested for a method other than adjoint")
+        return None
+    if config.device_options.get("max_workers"):
+        refuse("the device is configured with max_workers")
+        return None
+    key = None
+    if any(t.shots for t in tapes):
+        key = _prng_key(device) if _is_default_qubit(device) else None
+        if key is None:
+            refuse("finite shots need a JAX PRNG key on the device, e.g. seed=jax.random.key(0)")
+            return None
+    for tape in tapes:
+        reason = xla_unsupported_reason(tape, diff_method)
+        if reason is not None:
+            refuse(reason)
+            return None
+
+    wires = getattr(device, "wires", None)
+    return partial(
+        xla_execute,
+        tapes,
+        diff_method=diff_method,
+        gradient_kwargs=dict(config.gradient_keyword_arguments),
+        num_wires=len(wires) if wires else None,
+        wire_order=wires if wires else None,
+        prng_key=key,
+    )

@@ -1,0 +1,171 @@
+"""Routing PennyLane's own entry points through qjaxiface.
+
+PennyLane resolves a QNode call to ``pennylane.workflow.qnode.execute`` (imported by name), and
+users call ``qml.execute``. :func:`install` replaces ``execute`` at every place PennyLane binds
+that name with a router: calls whose interface resolves to JAX go to :func:`qjaxiface.execute`,
+all others to the original function, untouched. :func:`uninstall` puts the originals back. The
+patching is the package's only global state; it is guarded by a lock and reversible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import importlib
+import threading
+from collections.abc import Iterator
+
+import pennylane as qml
+from pennylane.math import Interface
+
+from .execution import _EXECUTORS, execute
+
+# Modules that bind the name ``execute`` to PennyLane's workflow entry point.
+_PATCH_SITES = (
+    "pennylane",
+    "pennylane.workflow",
+    "pennylane.workflow.execution",
+    "pennylane.workflow.qnode",
+    "pennylane.gradients.fisher",
+    "pennylane.optimize.qnspsa",
+)
+
+_JAX_INTERFACES = {Interface.JAX.value, Interface.JAX_JIT.value}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Installation:
+    executor: str
+    originals: dict  # module name -> the ``execute`` it had
+
+
+_lock = threading.RLock()
+_state: _Installation | None = None
+
+
+def _original_execute():
+    return qml.workflow.execution.execute if _state is None else _state.originals[_PATCH_SITES[2]]
+
+
+def _routes_to_jax(tapes, interface) -> bool:
+    value = getattr(interface, "value", interface)
+    if value in _JAX_INTERFACES:
+        return True
+    if value not in (None, Interface.AUTO.value):
+        return False
+    params = [p for t in tapes for p in t.get_parameters(trainable_only=False)]
+    return qml.math.get_interface(*params) == "jax" if params else False
+
+
+def _make_router(original, executor: str):
+    @functools.wraps(original)
+    def execute_router(tapes, device, diff_method=None, interface=Interface.AUTO, **kwargs):
+        tapes = tuple(tapes)
+        if not _routes_to_jax(tapes, interface):
+            return original(tapes, device, diff_method, interface, **kwargs)
+        value = getattr(interface, "value", interface)
+        return execute(
+            tapes,
+            device,
+            diff_method,
+            "auto" if value is None else value,
+            executor=executor,
+            **kwargs,
+        )
+
+    execute_router.__qjaxiface_router__ = True
+    return execute_router
+
+
+def install(executor: str = "auto") -> None:
+    """Route PennyLane's JAX executions (QNodes and ``qml.execute``) through qjaxiface.
+
+    After this, every QNode and ``qml.execute`` call whose interface resolves to ``"jax"`` or
+    ``"jax-jit"`` (including ``"auto"`` with JAX arguments) runs through
+    :func:`qjaxiface.execute`; other interfaces are untouched. Calling it again only updates
+    ``executor``.
+
+    Args:
+        executor (str): ``"auto"``, ``"xla"`` or ``"device"``; see :func:`qjaxiface.execute`.
+
+    Raises:
+        ValueError: for an unknown ``executor``.
+
+    **Example**
+
+    >>> import jax, pennylane as qml
+    >>> import qjaxiface
+    >>> qjaxiface.install()
+    >>> @qml.qnode(qml.device("default.qubit"), interface="jax")
+    ... def circuit(x):
+    ...     qml.RX(x, 0)
+    ...     return qml.expval(qml.Z(0))
+    >>> round(float(jax.jit(jax.grad(circuit))(0.5)), 6)
+    -0.479426
+    >>> qjaxiface.uninstall()
+    """
+    global _state
+    if executor not in _EXECUTORS:
+        raise ValueError(
+            f"qjaxiface.install got executor={executor!r}; use one of "
+            f"{', '.join(map(repr, _EXECUTORS))}."
+        )
+    with _lock:
+        originals = (
+            _state.originals
+            if _state is not None
+            else {name: importlib.import_module(name).execute for name in _PATCH_SITES}
+        )
+        for name in _PATCH_SITES:
+            module = importlib.import_module(name)
+            module.execute = _make_router(originals[name], executor)
+        _state = _Installation(executor=executor, originals=originals)
+
+
+def uninstall() -> None:
+    """Restore PennyLane's own ``execute`` everywhere; harmless if not installed."""
+    global _state
+    with _lock:
+        if _state is None:
+            return
+        for name, original in _state.originals.items():
+            importlib.import_module(name).execute = original
+        _state = None
+
+
+def is_installed() -> bool:
+    """Whether :func:`install` is in effect."""
+    return _state is not None
+
+
+def installed_executor() -> str | None:
+    """The ``executor`` the hook routes with, or ``None`` when not installed."""
+    state = _state
+    return None if state is None else state.executor
+
+
+@contextlib.contextmanager
+def installed(executor: str = "auto") -> Iterator[None]:
+    """Context manager: qjaxiface installed inside the block, the previous state restored after.
+
+    **Example**
+
+    >>> import qjaxiface
+    >>> with qjaxiface.installed():
+    ...     qjaxiface.is_installed()
+    True
+    >>> qjaxiface.is_installed()
+    False
+    """
+    with _lock:
+        previous = _state
+        install(executor)
+    try:
+        yield
+    finally:
+        with _lock:
+            if previous is None:
+                uninstall()
+            else:
+                install(previous.executor)
