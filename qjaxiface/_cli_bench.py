@@ -89,12 +89,12 @@ def load_bench(roots: Sequence[Path]) -> ModuleType:
         )
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    loaded = sys.modules.get(MODULE_NAME)
-    if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() != (
-        root / BENCH_FILE
-    ):
-        # A different checkout's benchmarks were imported earlier; load this one instead.
-        del sys.modules[MODULE_NAME]
+    package = sys.modules.get("benchmarks")
+    package_dirs = [Path(p).resolve() for p in getattr(package, "__path__", [])]
+    if package is not None and package_dirs != [root / "benchmarks"]:
+        # Another folder's "benchmarks" was imported earlier; import this checkout's instead.
+        for name in [n for n in sys.modules if n == "benchmarks" or n.startswith("benchmarks.")]:
+            del sys.modules[name]
     try:
         module = importlib.import_module(MODULE_NAME)
     except Exception as exc:

@@ -1,0 +1,90 @@
+"""``qjaxiface doctor``: the report, the self-test and the exit status."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+
+import qjaxiface
+from qjaxiface import _cli_doctor
+from qjaxiface.cli import main
+
+
+def test_doctor_reports_environment_and_passes(capsys):
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("python", "jax", "jaxlib", "pennylane", "pennylane_lightning", "qjaxiface"):
+        assert f"\n  {expected} " in out
+    assert "backend               cpu" in out or "backend" in out
+    assert "x64" in out
+    assert "default.qubit" in out
+    assert "lightning.qubit" in out
+    assert "qjaxiface hook installed: no" in out
+    assert "PASS" in out
+    assert "FAIL" not in out
+
+
+def test_doctor_reports_installed_hook(capsys):
+    qjaxiface.install()
+    assert main(["doctor", "--no-self-test"]) == 0
+    out = capsys.readouterr().out
+    assert "qjaxiface hook installed: yes" in out
+    assert "Self-test" not in out
+
+
+def test_self_test_value_and_route():
+    result = _cli_doctor.self_test(x=0.3)
+    assert result.passed, result.problems
+    assert abs(result.value - result.expected) < 1e-5
+    assert any("boundary entry" in message for message in result.routes)
+    assert not qjaxiface.is_installed()  # the context manager restored the state
+
+
+def test_doctor_fails_with_nonzero_exit_when_self_test_fails(capsys, monkeypatch):
+    @contextlib.contextmanager
+    def broken():
+        raise RuntimeError("boundary is broken")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(qjaxiface, "installed", broken)
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out
+    assert "boundary is broken" in out
+
+
+def test_doctor_fails_when_gradient_is_wrong(monkeypatch):
+    monkeypatch.setattr(_cli_doctor.math, "sin", lambda x: 42.0)
+    result = _cli_doctor.self_test()
+    assert not result.passed
+    assert "differs from -sin(x)" in result.problems[0]
+
+
+def test_pennylane_devices_grouped_by_distribution():
+    devices = _cli_doctor.pennylane_devices()
+    owners = " ".join(devices)
+    assert "pennylane" in owners
+    assert any("default.qubit" in names for names in devices.values())
+
+
+def test_python_dash_m_help():
+    proc = subprocess.run(
+        [sys.executable, "-m", "qjaxiface", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for command in ("doctor", "demo", "bench"):
+        assert command in proc.stdout
+
+
+def test_no_command_prints_usage(capsys):
+    assert main([]) == 2
+    assert "usage: qjaxiface" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("qjaxiface ")
