@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pennylane as qml
 
 SymbolicZero = jax.custom_derivatives.SymbolicZero
 
@@ -130,3 +131,55 @@ def with_trainable(tapes: Sequence, params: Sequence[Sequence], positions, indic
         new.trainable_params = [pos[i] for i in idx]
         out.append(new)
     return tuple(out)
+
+
+def split_broadcast(tapes: Sequence) -> tuple[tuple, list]:
+    """Expand broadcast tapes into one tape per batch element, for Jacobians.
+
+    Gradient transforms cannot differentiate broadcast parameters (PennyLane raises
+    ``NotImplementedError`` for parameter-shift), but each element of a broadcast tape is an
+    ordinary tape. Returns the expanded tapes and, per input tape, its index in them (unbroadcast)
+    or the ``range`` of its elements.
+    """
+    expanded, groups = [], []
+    for tape in tapes:
+        if not tape.batch_size:
+            groups.append(len(expanded))
+            expanded.append(tape)
+            continue
+        parts, _ = qml.transforms.broadcast_expand(tape)
+        for part in parts:
+            part.trainable_params = tape.trainable_params
+        groups.append(range(len(expanded), len(expanded) + len(parts)))
+        expanded.extend(parts)
+    return tuple(expanded), groups
+
+
+def _stack(trees):
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def assemble_jvps(tapes, groups, expanded, results, jacobians, tangent_values):
+    """Results and JVPs of ``tapes`` from the results and Jacobians of their expansion.
+
+    A broadcast parameter's tangent has the batch axis; element ``b`` of the JVP uses its
+    ``b``-th entry. An unbroadcast parameter's tangent applies to every element.
+    """
+    out_results, out_jvps = [], []
+    for tape, group, values in zip(tapes, groups, tangent_values):
+        if isinstance(group, int):
+            res = results[group]
+            out_results.append(res)
+            out_jvps.append(jvp_from_jacobian(jacobians[group], values, tape, res))
+            continue
+        size = tape.batch_size
+        per_res, per_jvp = [], []
+        for k, i in enumerate(group):
+            element_values = [
+                t[k] if jnp.ndim(t) >= 1 and jnp.shape(t)[0] == size else t for t in values
+            ]
+            per_res.append(results[i])
+            per_jvp.append(jvp_from_jacobian(jacobians[i], element_values, expanded[i], results[i]))
+        out_results.append(_stack(per_res))
+        out_jvps.append(_stack(per_jvp))
+    return tuple(out_results), tuple(out_jvps)

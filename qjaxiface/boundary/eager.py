@@ -15,7 +15,15 @@ from functools import partial
 import jax
 
 from .._log import log_entry
-from ._common import TapeBox, jvp_from_jacobian, to_jax, trainable_split, with_trainable
+from ._common import (
+    TapeBox,
+    assemble_jvps,
+    jvp_from_jacobian,
+    split_broadcast,
+    to_jax,
+    trainable_split,
+    with_trainable,
+)
 from ._vjp import FORWARD_MODE_HINT, device_vjp_backward, reraise_forward_mode
 
 ExecuteFn = Callable[[Sequence], tuple]
@@ -51,14 +59,14 @@ def _execute_jvp(box: TapeBox, execute_fn: ExecuteFn, jpc, primals, tangents):
     if not any(indices):
         results = to_jax(execute_fn(tapes))
         jacobians = tuple(() for _ in tapes)
-    else:
-        results, jacobians = jpc.execute_and_compute_jacobian(tapes)
-        results = to_jax(results)
-    jvps = tuple(
-        jvp_from_jacobian(jac, vals, tape, res)
-        for jac, vals, tape, res in zip(jacobians, values, tapes, results)
-    )
-    return results, jvps
+        jvps = tuple(
+            jvp_from_jacobian(jac, vals, tape, res)
+            for jac, vals, tape, res in zip(jacobians, values, tapes, results)
+        )
+        return results, jvps
+    expanded, groups = split_broadcast(tapes)
+    results, jacobians = jpc.execute_and_compute_jacobian(expanded)
+    return assemble_jvps(tapes, groups, expanded, to_jax(results), jacobians, values)
 
 
 _jvp_execute = jax.custom_jvp(_execute, nondiff_argnums=(1, 2, 3))

@@ -21,7 +21,14 @@ from pennylane.measurements import CountsMP, MidMeasureMP
 from .._log import log_entry
 from ..shapes import jacobian_shape_dtype, result_shape_dtype
 from ._callback import batched_pure_callback
-from ._common import TapeBox, jvp_from_jacobian, trainable_split, with_trainable, zero_tangent_like
+from ._common import (
+    TapeBox,
+    assemble_jvps,
+    split_broadcast,
+    trainable_split,
+    with_trainable,
+    zero_tangent_like,
+)
 from ._vjp import device_vjp_backward, reraise_forward_mode
 from .eager import executor_name
 
@@ -93,16 +100,22 @@ def _callback_jvp(box: TapeBox, execute_fn: ExecuteFn, jpc, dev: _Device, primal
         return results, jax.tree_util.tree_map(zero_tangent_like, results)
 
     positions = [tuple(t.trainable_params) for t in tapes]
-    res_structs = _result_structs(tapes, dev.device)
+    # Shapes are fixed at trace time from the expansion of the traced tapes; the host repeats
+    # the same expansion on concrete values.
+    traced = with_trainable(tapes, params, positions, indices)
+    expanded, groups = split_broadcast(traced)
+    res_structs = _result_structs(expanded, dev.device)
     jac_structs = tuple(
-        jacobian_shape_dtype(t, dev.device, num_params=len(idx)) if idx else ()
-        for t, idx in zip(tapes, indices)
+        jacobian_shape_dtype(t, dev.device) if t.trainable_params else () for t in expanded
     )
-    n = len(tapes)
+    n = len(expanded)
 
     def run_many(batch):
-        all_tapes = tuple(t for p in batch for t in with_trainable(tapes, p, positions, indices))
-        # Tapes with nothing to differentiate still need results; the calculator skips them.
+        all_tapes = tuple(
+            t
+            for p in batch
+            for t in split_broadcast(with_trainable(tapes, p, positions, indices))[0]
+        )
         results, jacs = jpc.execute_and_compute_jacobian(all_tapes)
         return [
             (tuple(results[i * n : (i + 1) * n]), tuple(jacs[i * n : (i + 1) * n]))
@@ -110,11 +123,7 @@ def _callback_jvp(box: TapeBox, execute_fn: ExecuteFn, jpc, dev: _Device, primal
         ]
 
     results, jacobians = batched_pure_callback(run_many, (res_structs, jac_structs), params)
-    jvps = tuple(
-        jvp_from_jacobian(jac, vals, tape, res)
-        for jac, vals, tape, res in zip(jacobians, values, tapes, results)
-    )
-    return results, jvps
+    return assemble_jvps(tapes, groups, expanded, results, jacobians, values)
 
 
 _jit_jvp_execute = jax.custom_jvp(_callback_execute, nondiff_argnums=(1, 2, 3, 4))

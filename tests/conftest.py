@@ -1,0 +1,83 @@
+"""Shared fixtures: x64 on, the hook off by default, reference runs with PennyLane's boundary."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import jax
+import numpy as np
+import pennylane as qml
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+import qjaxiface  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _hook_off_after_each_test():
+    """Every test starts and ends with PennyLane's own boundary in place."""
+    qjaxiface.uninstall()
+    yield
+    qjaxiface.uninstall()
+
+
+@contextlib.contextmanager
+def builtin_boundary():
+    """PennyLane's built-in JAX boundary (qjaxiface uninstalled) inside the block."""
+    was = qjaxiface.is_installed()
+    qjaxiface.uninstall()
+    try:
+        yield
+    finally:
+        if was:
+            qjaxiface.install()
+
+
+class DerivativesOnlyDevice(qml.devices.Device):
+    """A device that provides derivatives only through ``compute_derivatives``.
+
+    It executes with default.qubit and differentiates with parameter-shift on the host, so the
+    boundary must use the device-derivative path (``diff_method="device"``).
+    """
+
+    name = "derivatives-only"
+
+    def __init__(self, wires=None, shots=None):
+        super().__init__(wires=wires, shots=shots)
+        self._dq = qml.device("default.qubit", wires=wires)
+        self.derivative_calls = 0
+
+    def preprocess_transforms(self, execution_config=None):
+        return self._dq.preprocess_transforms(execution_config)
+
+    def execute(self, circuits, execution_config=None):
+        return self._dq.execute(circuits)
+
+    def setup_execution_config(self, config=None, circuit=None):
+        config = super().setup_execution_config(config, circuit)
+        if config.gradient_method == "device":
+            grad_on_execution = bool(config.grad_on_execution)
+            config = dataclasses.replace(
+                config, use_device_gradient=True, grad_on_execution=grad_on_execution
+            )
+        return config
+
+    def supports_derivatives(self, execution_config=None, circuit=None):
+        return execution_config is None or execution_config.gradient_method in ("device", None)
+
+    def compute_derivatives(self, circuits, execution_config=None):
+        self.derivative_calls += 1
+        tapes, fn = qml.gradients.param_shift(circuits)
+        return fn(self._dq.execute(tapes))
+
+
+def assert_tree_allclose(actual, expected, atol=1e-8, rtol=1e-6):
+    """Structure, shape and value equality of two result pytrees."""
+    a_leaves, a_tree = jax.tree_util.tree_flatten(actual)
+    e_leaves, e_tree = jax.tree_util.tree_flatten(expected)
+    assert a_tree == e_tree, f"structure differs: {a_tree} != {e_tree}"
+    for a, e in zip(a_leaves, e_leaves):
+        assert np.shape(a) == np.shape(e)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(e), atol=atol, rtol=rtol)
