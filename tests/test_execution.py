@@ -234,7 +234,7 @@ def test_device_vjp_reverse_mode_and_forward_mode_error(jit):
     np.testing.assert_allclose(
         wrap(jax.vmap(jax.grad(cost)))(jnp.array([0.1, 0.5])), -np.sin([0.1, 0.5]), atol=1e-10
     )
-    with pytest.raises(TypeError, match="reverse mode only.*device_vjp=False"):
+    with pytest.raises(TypeError, match=r"reverse mode only.*device_vjp=False"):
         wrap(jax.jacfwd(cost))(jnp.array(0.5))
 
 
