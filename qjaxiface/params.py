@@ -59,15 +59,19 @@ def set_all_parameters_on_copy(tapes: Sequence, params: Sequence[Sequence]) -> t
 
 
 def jax_parameter_indices(tape) -> list[int]:
-    """Indices of the tape's parameters that are JAX values (arrays or tracers)."""
-    return qml.math.get_trainable_indices(tape.get_parameters(trainable_only=False))
+    """Indices of the tape's parameters that are JAX tracers, in order.
+
+    JAX has no ``requires_grad``: a value can only be differentiated (or be abstract) when it
+    is a tracer, so tracers are the trainable parameters, as in PennyLane. Concrete arrays stay
+    in the tape as constants.
+    """
+    return sorted(qml.math.get_trainable_indices(tape.get_parameters(trainable_only=False)))
 
 
 def mark_jax_parameters_trainable(tapes: Sequence) -> None:
-    """Set ``trainable_params`` of each tape to its JAX-valued parameters (in place).
+    """Set ``trainable_params`` of each tape to its JAX tracer parameters (in place).
 
-    JAX has no ``requires_grad``: every JAX value may be differentiated, and JAX itself prunes
-    the ones that are not (symbolic-zero tangents).
+    JAX prunes the ones that end up not being differentiated (symbolic-zero tangents).
     """
     for tape in tapes:
         tape.trainable_params = jax_parameter_indices(tape)
