@@ -104,6 +104,7 @@ class SelfTestResult:
 
     Attributes:
         passed: whether every check passed.
+        diff_method: the differentiation method of the test QNode.
         x: the input of the test circuit.
         value: the gradient qjaxiface returned (``nan`` if the call failed).
         expected: ``-sin(x)``.
@@ -113,6 +114,7 @@ class SelfTestResult:
     """
 
     passed: bool
+    diff_method: str
     x: float
     value: float
     expected: float
@@ -130,7 +132,9 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def self_test(x: float = 0.7, atol: float = 1e-5) -> SelfTestResult:
+def self_test(
+    x: float = 0.7, atol: float = 1e-5, diff_method: str = "parameter-shift"
+) -> SelfTestResult:
     """Differentiate ``RX(x) -> <Z>`` with ``jax.jit(jax.grad(...))`` through qjaxiface.
 
     The QNode uses ``default.qubit`` and ``interface="auto"``; the call runs inside
@@ -141,6 +145,7 @@ def self_test(x: float = 0.7, atol: float = 1e-5) -> SelfTestResult:
     Args:
         x: the point at which the gradient is taken.
         atol: the absolute tolerance (float32 by default in JAX).
+        diff_method: the QNode's differentiation method.
 
     Returns:
         SelfTestResult: the outcome; it never raises for a failing check.
@@ -168,7 +173,7 @@ def self_test(x: float = 0.7, atol: float = 1e-5) -> SelfTestResult:
         before = qjaxiface.is_installed()
         dev = qml.device("default.qubit", wires=1)
 
-        @qml.qnode(dev)
+        @qml.qnode(dev, diff_method=diff_method)
         def circuit(theta):
             qml.RX(theta, wires=0)
             return qml.expval(qml.Z(0))
@@ -192,6 +197,7 @@ def self_test(x: float = 0.7, atol: float = 1e-5) -> SelfTestResult:
         logger.setLevel(old_level)
     return SelfTestResult(
         passed=not problems,
+        diff_method=diff_method,
         x=x,
         value=value,
         expected=expected,
@@ -229,24 +235,30 @@ def _print_report(report: dict[str, Any], out: Callable[[str], None]) -> None:
 
 
 def _print_self_test(result: SelfTestResult, out: Callable[[str], None]) -> None:
-    out("")
-    out("Self-test: jax.jit(jax.grad(RX(x) -> <Z>)) on default.qubit inside qjaxiface.installed()")
-    out(f"  x = {result.x}: got {result.value:.6f}, expected -sin(x) = {result.expected:.6f}")
+    verdict = "PASS" if result.passed else "FAIL"
+    out(
+        f"  {result.diff_method:<16} got {result.value:.6f}, expected {result.expected:.6f}"
+        f"  {verdict} ({result.seconds:.1f} s)"
+    )
     if result.routes:
         for route in dict.fromkeys(result.routes):
-            out(f"  qjaxiface log: {route}")
+            out(f"    qjaxiface log: {route}")
     else:
-        out("  qjaxiface log: no boundary entry was logged")
+        out("    qjaxiface log: no boundary entry was logged")
     for problem in result.problems:
-        out(f"  problem: {problem}")
-    out(f"  {'PASS' if result.passed else 'FAIL'} ({result.seconds:.1f} s)")
+        out(f"    problem: {problem}")
+
+
+SELF_TEST_METHODS = ("parameter-shift", "backprop")
 
 
 def run_doctor(run_self_test: bool = True) -> int:
     """Print the environment report and (by default) run the self-test.
 
     Args:
-        run_self_test: run :func:`self_test` after the report.
+        run_self_test: run :func:`self_test` after the report, once for each of
+            ``SELF_TEST_METHODS`` (parameter-shift: the custom_jvp boundary; backprop: the
+            traced device).
 
     Returns:
         int: 0 if the self-test passed or was skipped, 1 if it failed.
@@ -254,6 +266,14 @@ def run_doctor(run_self_test: bool = True) -> int:
     _print_report(environment_report(), print)
     if not run_self_test:
         return 0
-    result = self_test()
-    _print_self_test(result, print)
-    return 0 if result.passed else 1
+    print("")
+    print(
+        "Self-test: jax.jit(jax.grad(RX(x) -> <Z>)) at x = 0.7 on default.qubit, inside "
+        "qjaxiface.installed(); expected -sin(x)"
+    )
+    results = [self_test(diff_method=method) for method in SELF_TEST_METHODS]
+    for result in results:
+        _print_self_test(result, print)
+    passed = all(r.passed for r in results)
+    print(f"Self-test: {'PASS' if passed else 'FAIL'}")
+    return 0 if passed else 1
