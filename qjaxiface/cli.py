@@ -38,6 +38,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         seed=args.seed,
         n_samples=args.samples,
+        n_layers=args.layers,
         progress=not args.no_progress,
     )
     return 0 if result.loss_decreased else 1
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument(
         "--samples", type=_positive_int, default=200, help="training points (default: 200)"
+    )
+    demo.add_argument(
+        "--layers", type=_positive_int, default=3, help="re-uploading layers (default: 3)"
     )
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo.set_defaults(func=_cmd_demo)
