@@ -55,6 +55,15 @@ def is_abstract(value) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
+def is_differentiation_tracer(value) -> bool:
+    """Whether ``value`` is being differentiated (a JVP or linearize tracer).
+
+    Inside a derivative rule this means a derivative *of the rule* was asked for: a second
+    (or higher) order derivative.
+    """
+    return isinstance(value, _DIFF_TRACERS)
+
+
 def _all_parameters(tapes: Iterable) -> Iterable:
     for tape in tapes:
         # get_parameters covers operations and observables of the measurements.

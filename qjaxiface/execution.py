@@ -37,6 +37,7 @@ from pennylane.workflow.resolution import _resolve_execution_config
 
 from ._log import log_entry
 from .boundary import jax_jit_jvp_execute, jax_jit_vjp_execute, jax_jvp_execute, jax_vjp_execute
+from .boundary._common import FirstOrderJacobians
 from .boundary.eager import executor_name
 from .counts import counts_as_samples, has_counts
 from .detect import get_jax_interface_name, resolve_interface, validate_interface
@@ -189,6 +190,8 @@ def _run(tapes, device, config, inner, iface: str, executor: str):
         return inner_execute(tapes)
 
     jpc, execute_fn = _jacobian_pipeline(config, device, inner_execute)
+    if config.derivative_order == 1 and not isinstance(jpc, NoGradients):
+        jpc = FirstOrderJacobians(jpc, _describe(config))
     mark_jax_parameters_trainable(tapes)
 
     if config.use_device_jacobian_product:
@@ -200,6 +203,14 @@ def _run(tapes, device, config, inner, iface: str, executor: str):
     else:
         binding = jax_jit_jvp_execute if iface == "jax-jit" else jax_jvp_execute
     return binding(tapes, execute_fn, jpc, device=device)
+
+
+def _describe(config) -> str:
+    method = config.gradient_method
+    name = method if isinstance(method, str) else getattr(method, "__name__", repr(method))
+    if config.use_device_jacobian_product or config.use_device_gradient:
+        return f"the device's own derivatives (diff_method={name!r})"
+    return f"diff_method={name!r} with max_diff=1"
 
 
 def _auto_boundary(tapes, execute_fn, jpc, device):

@@ -81,3 +81,30 @@ def assert_tree_allclose(actual, expected, atol=1e-8, rtol=1e-6):
     for a, e in zip(a_leaves, e_leaves):
         assert np.shape(a) == np.shape(e)
         np.testing.assert_allclose(np.asarray(a), np.asarray(e), atol=atol, rtol=rtol)
+
+
+# --- support matrix collection (controller side; works with and without xdist) -----------------
+
+_MATRIX_ROWS: list = []
+_MATRIX_TESTS: set = set()
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call":
+        return
+    for name, value in report.user_properties:
+        if name == "support_matrix":
+            _MATRIX_ROWS.extend(tuple(row) for row in value)
+            _MATRIX_TESTS.add(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workerinput") or not _MATRIX_ROWS:
+        return
+    from test_support_matrix import CASES
+
+    if len(_MATRIX_TESTS) != len(CASES):
+        return  # a partial run must not overwrite the full matrix
+    from support_matrix_report import write_support_matrix
+
+    write_support_matrix(_MATRIX_ROWS)

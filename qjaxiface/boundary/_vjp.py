@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
+from ..detect import is_differentiation_tracer
 from ..shapes import jax_dtype
 from ._callback import batched_pure_callback
 from ._common import with_trainable
@@ -42,6 +43,9 @@ def device_vjp_backward(tapes: Sequence, jpc, params, dy):
 
     Works for concrete and traced cotangents alike, and under ``vmap`` (one call per batch).
     """
+    if any(is_differentiation_tracer(x) for x in jax.tree_util.tree_leaves((params, dy))):
+        # Differentiating the backward pass is forward mode over a custom_vjp in disguise.
+        raise TypeError(FORWARD_MODE_HINT)
     positions = [tuple(t.trainable_params) for t in tapes]
     out_structs = jax.tree_util.tree_map(_param_struct, params)
 

@@ -19,11 +19,14 @@ import jax
 from pennylane.measurements import CountsMP, MidMeasureMP
 
 from .._log import log_entry
+from ..detect import is_differentiation_tracer
 from ..shapes import jacobian_shape_dtype, result_shape_dtype
 from ._callback import batched_pure_callback
 from ._common import (
+    HigherOrderError,
     TapeBox,
     assemble_jvps,
+    higher_order_message,
     split_broadcast,
     trainable_split,
     with_trainable,
@@ -93,6 +96,8 @@ def _callback_execute(params, box: TapeBox, execute_fn: ExecuteFn, jpc, dev: _De
 
 def _callback_jvp(box: TapeBox, execute_fn: ExecuteFn, jpc, dev: _Device, primals, tangents):
     (params,), (tangents,) = primals, tangents
+    if any(is_differentiation_tracer(p) for p in jax.tree_util.tree_leaves(params)):
+        raise HigherOrderError(higher_order_message("a host callback"))
     tapes = box.tapes
     indices, values = trainable_split(tapes, tangents)
     if not any(indices):
