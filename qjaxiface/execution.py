@@ -38,7 +38,7 @@ from pennylane.workflow.resolution import _resolve_execution_config
 from ._log import log_entry
 from .boundary import jax_jit_jvp_execute, jax_jit_vjp_execute, jax_jvp_execute, jax_vjp_execute
 from .boundary._common import FirstOrderJacobians
-from .boundary.eager import executor_name
+from .boundary.eager import executor_name, traced_jvp_execute
 from .counts import counts_as_samples, has_counts
 from .detect import get_jax_interface_name, resolve_interface, validate_interface
 from .executors import select_xla
@@ -199,7 +199,7 @@ def _run(tapes, device, config, inner, iface: str, executor: str):
     elif config.derivative_order > 1 and isinstance(jpc, TransformJacobianProducts):
         # The calculator differentiates through nested boundaries, so its rule is traceable
         # even under jit: no callback at this level (inner levels pick their own).
-        binding = jax_jvp_execute
+        binding = partial(traced_jvp_execute, interface=iface)
     else:
         binding = jax_jit_jvp_execute if iface == "jax-jit" else jax_jvp_execute
     return binding(tapes, execute_fn, jpc, device=device)

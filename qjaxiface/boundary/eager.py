@@ -15,6 +15,7 @@ from functools import partial
 import jax
 
 from .._log import log_entry
+from ..detect import get_jax_interface_name
 from ._common import (
     TapeBox,
     assemble_jvps,
@@ -87,6 +88,9 @@ def jax_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) ->
     Returns:
         tuple: one result per tape, as JAX arrays.
 
+    Abstract (jitted or vmapped) parameters are handed to :func:`jax_jit_jvp_execute`, since the
+    executor cannot read them.
+
     **Example**
 
     >>> import jax, pennylane as qml
@@ -101,7 +105,21 @@ def jax_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) ->
     >>> round(float(jax.grad(cost)(jax.numpy.array(0.5))), 6)  # -sin(0.5)
     -0.479426
     """
-    log_entry("jax", "custom_jvp", executor_name(device), len(tapes))
+    if get_jax_interface_name(tapes) == "jax-jit":
+        # The executor cannot read tracers; the callback binding can.
+        from .jit import jax_jit_jvp_execute
+
+        return jax_jit_jvp_execute(tapes, execute_fn, jpc, device)
+    return traced_jvp_execute(tapes, execute_fn, jpc, device, interface="jax")
+
+
+def traced_jvp_execute(tapes, execute_fn, jpc, device=None, interface="jax-jit") -> tuple:
+    """The ``custom_jvp`` binding without a callback, for calculators that JAX can trace.
+
+    Used for the outer level of higher-order pipelines, whose forward pass and Jacobian go
+    through further JAX boundaries, so tracers are fine even under ``jit``.
+    """
+    log_entry(interface, "custom_jvp", executor_name(device), len(tapes))
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
     return _jvp_execute(params, TapeBox(tuple(tapes)), execute_fn, jpc)
 
@@ -140,6 +158,10 @@ def jax_vjp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) ->
     Returns:
         tuple: one result per tape, as JAX arrays.
     """
+    if get_jax_interface_name(tapes) == "jax-jit":
+        from .jit import jax_jit_vjp_execute
+
+        return jax_jit_vjp_execute(tapes, execute_fn, jpc, device)
     log_entry("jax", "custom_vjp", executor_name(device), len(tapes))
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
     with reraise_forward_mode():
