@@ -40,7 +40,7 @@ from .boundary import jax_jit_jvp_execute, jax_jit_vjp_execute, jax_jvp_execute,
 from .boundary._common import FirstOrderJacobians
 from .boundary.eager import executor_name, traced_jvp_execute
 from .counts import counts_as_samples, has_counts
-from .detect import get_jax_interface_name, resolve_interface, validate_interface
+from .detect import resolve_interface, validate_interface
 from .executors import select_xla
 from .params import mark_jax_parameters_trainable
 
@@ -217,8 +217,6 @@ def _auto_boundary(tapes, execute_fn, jpc, device):
     """An inner level of a higher-order pipeline: eager or callback, decided per call."""
     tapes = tuple(t.copy() for t in tapes)
     mark_jax_parameters_trainable(tapes)
-    if get_jax_interface_name(tapes) == "jax-jit":
-        return jax_jit_jvp_execute(tapes, execute_fn, jpc, device=device)
     return jax_jvp_execute(tapes, execute_fn, jpc, device=device)
 
 
