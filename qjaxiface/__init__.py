@@ -22,6 +22,7 @@ from ._version import __version__
 from .boundary import jax_jit_jvp_execute, jax_jit_vjp_execute, jax_jvp_execute, jax_vjp_execute
 from .detect import get_jax_interface_name
 from .execution import execute
+from .faults import reraise_device_errors
 from .params import set_parameters_on_copy
 from .pennylane_hook import install, installed, is_installed, uninstall
 
@@ -36,6 +37,7 @@ __all__ = [
     "jax_jit_vjp_execute",
     "jax_jvp_execute",
     "jax_vjp_execute",
+    "reraise_device_errors",
     "set_parameters_on_copy",
     "uninstall",
 ]

@@ -4,6 +4,10 @@ JAX's ``vmap`` of a callback either loops in Python (``"sequential"``) or hands 
 whole batch (``"broadcast_all"``). We always take the whole batch, then either build broadcast
 tapes (one device execution, where the device broadcasts natively) or expand the batch into
 tapes and still make a single executor call, which a device can parallelise.
+
+An exception raised by the host code is recorded (:mod:`qjaxiface.faults`) before JAX wraps it in
+a ``JaxRuntimeError``; when the callback runs here and now (concrete values), the original
+exception is re-raised in place of JAX's wrapper.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
+from .. import faults
 from ..shapes import conform
 
 
@@ -65,4 +70,15 @@ def batched_pure_callback(
         stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *outs)
         return conform(stacked, target)
 
-    return jax.pure_callback(host, out_structs, *leaves, vmap_method="broadcast_all")
+    def guarded_host(*flat):
+        try:
+            return host(*flat)
+        except Exception as err:
+            raise faults.record(err) from err
+
+    try:
+        return jax.pure_callback(guarded_host, out_structs, *leaves, vmap_method="broadcast_all")
+    except Exception as err:
+        # Concrete arguments: the callback ran inside this call. Give back what the host raised.
+        faults.raise_original(err)
+        raise
