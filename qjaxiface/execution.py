@@ -138,6 +138,7 @@ def execute(
     if not tapes:
         return user_post(())
 
+    _check_batch_sizes(tapes)
     iface = resolve_interface(requested, tapes)
     config = qml.devices.ExecutionConfig(
         interface=Interface(iface),
@@ -163,6 +164,27 @@ def execute(
     tapes, outer_post = outer(tapes)
     results = _run(tapes, device, config, inner, iface, executor)
     return user_post(counts_post(outer_post(results)))
+
+
+def _check_batch_sizes(tapes) -> None:
+    """Bad parameter shapes and mismatched broadcasts: a clear error now, not a NumPy one later."""
+    for i, tape in enumerate(tapes):
+        try:
+            tape.batch_size  # noqa: B018 - computing it validates parameter shapes
+        except ValueError as err:
+            if "do not match" in str(err):
+                hint = (
+                    "Give every broadcast parameter (leading axis) the same length, or use "
+                    "jax.vmap over one of them."
+                )
+            elif "wrong number(s) of dimensions" in str(err):
+                hint = (
+                    "Pass each gate parameter with the shape the gate expects, optionally with "
+                    "one leading axis for broadcasting (use jax.vmap for more batch axes)."
+                )
+            else:
+                raise
+            raise ValueError(f"tape {i} of the batch: {err} {hint}") from err
 
 
 def _identity(results):

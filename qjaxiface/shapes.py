@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from pennylane.exceptions import MeasurementShapeError
 from pennylane.measurements import CountsMP, MeasurementValue, SampleMP
 
 
@@ -40,7 +41,15 @@ def _measurement_shape(mp, shots, n_wires: int) -> tuple[int, ...]:
     if isinstance(mp, SampleMP) and isinstance(mp.mv, MeasurementValue):
         # A single mid-circuit measurement is sampled as a flat vector; mp.shape says (shots, 1).
         return (shots,) if shots is not None else ()
-    return tuple(mp.shape(shots=shots, num_device_wires=n_wires))
+    try:
+        return tuple(mp.shape(shots=shots, num_device_wires=n_wires))
+    except MeasurementShapeError as err:
+        raise MeasurementShapeError(
+            f"{mp} has no fixed result shape with shots={shots}, and a jitted host callback must "
+            f"announce its shape in advance ({err}). Give the circuit finite shots (e.g. "
+            "qml.set_shots(qnode, 100) or shots=... on the tape), or measure an analytic "
+            "quantity such as qml.expval or qml.probs."
+        ) from err
 
 
 def result_shape_dtype(tape, device=None):

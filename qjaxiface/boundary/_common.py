@@ -198,6 +198,30 @@ def higher_order_message(what: str) -> str:
     )
 
 
+def preflight_gradient_transform(jpc, tapes) -> None:
+    """Apply ``jpc``'s gradient transform to traced ``tapes`` once, discarding the result.
+
+    Under ``jit`` the transform runs inside a host callback, where an error it raises about the
+    circuit itself (e.g. parameter-shift of ``qml.state()``) would reach the user as JAX's
+    ``JaxRuntimeError`` at run time. Raising it here, at trace time, gives the same exception as
+    the eager path. Only PennyLane's validation errors are raised; anything else (a transform that
+    needs concrete values, say) is left for the host call, which sees concrete values.
+    """
+    inner = getattr(jpc, "_jpc", jpc)
+    transform = getattr(inner, "_gradient_transform", None)
+    if transform is None:
+        return
+    kwargs = getattr(inner, "_gradient_kwargs", None) or {}
+    try:
+        transform(tuple(tapes), **kwargs)
+    except (jax.errors.JAXTypeError, jax.errors.JAXIndexError):
+        return
+    except (ValueError, NotImplementedError, qml.exceptions.QuantumFunctionError):
+        raise
+    except Exception:  # anything else is decided on concrete values
+        return
+
+
 class FirstOrderJacobians:
     """Wraps a Jacobian-product calculator that cannot be differentiated again.
 

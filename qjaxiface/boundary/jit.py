@@ -27,6 +27,7 @@ from ._common import (
     TapeBox,
     assemble_jvps,
     higher_order_message,
+    preflight_gradient_transform,
     split_broadcast,
     trainable_split,
     with_trainable,
@@ -109,6 +110,7 @@ def _callback_jvp(box: TapeBox, execute_fn: ExecuteFn, jpc, dev: _Device, primal
     # the same expansion on concrete values.
     traced = with_trainable(tapes, params, positions, indices)
     expanded, groups = split_broadcast(traced)
+    preflight_gradient_transform(jpc, expanded)
     res_structs = _result_structs(expanded, dev.device)
     jac_structs = tuple(
         jacobian_shape_dtype(t, dev.device) if t.trainable_params else () for t in expanded
