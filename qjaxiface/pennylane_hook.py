@@ -44,8 +44,13 @@ _lock = threading.RLock()
 _state: _Installation | None = None
 
 
+# Active ``installed()`` blocks, in entry order: [identity, the state to restore on exit].
+_active: list[list] = []
+
+
 def _original_execute():
-    return qml.workflow.execution.execute if _state is None else _state.originals[_PATCH_SITES[2]]
+    state = _state  # read once: another thread may uninstall in between
+    return qml.workflow.execution.execute if state is None else state.originals[_PATCH_SITES[2]]
 
 
 def _routes_to_jax(tapes, interface) -> bool:
@@ -159,13 +164,21 @@ def installed(executor: str = "auto") -> Iterator[None]:
     False
     """
     with _lock:
-        previous = _state
+        entry = [object(), _state]
         install(executor)
+        _active.append(entry)
     try:
         yield
     finally:
         with _lock:
-            if previous is None:
+            # Blocks in several threads may exit out of order. The last-entered block restores
+            # its previous state; a block that exits before a later one hands its previous state
+            # to that one, so the state after all blocks exit is the state before the first.
+            index = next(i for i, e in enumerate(_active) if e is entry)
+            del _active[index]
+            if index < len(_active):
+                _active[index][1] = entry[1]
+            elif entry[1] is None:
                 uninstall()
             else:
-                install(previous.executor)
+                install(entry[1].executor)
