@@ -32,7 +32,8 @@ def reraise_forward_mode():
 
 
 def _param_struct(p):
-    dtype = np.result_type(p)
+    # np.result_type(array) is deprecated in NumPy (dtype=arr); read the array's own dtype.
+    dtype = p.dtype if hasattr(p, "dtype") else np.result_type(p)
     if not np.issubdtype(dtype, np.inexact):
         dtype = jax_dtype(float)
     return jax.ShapeDtypeStruct(np.shape(p), dtype)
