@@ -33,7 +33,7 @@ from ._common import (
     with_trainable,
     zero_tangent_like,
 )
-from ._vjp import device_vjp_backward, reraise_forward_mode
+from ._vjp import FORWARD_MODE_HINT, device_vjp_backward, reraise_forward_mode
 from .eager import executor_name
 
 ExecuteFn = Callable[[Sequence], tuple]
@@ -178,6 +178,10 @@ def jax_jit_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None
 
 
 def _vjp_forward(params, box, execute_fn, jpc, dev):
+    if any(is_differentiation_tracer(p) for p in jax.tree_util.tree_leaves(params)):
+        # Forward mode over the reverse pass (jax.hessian under jit): JAX would differentiate
+        # the pure_callback itself and fail with an internal error.
+        raise TypeError(FORWARD_MODE_HINT)
     return _callback_execute(params, box, execute_fn, jpc, dev), params
 
 
