@@ -242,12 +242,34 @@ def _auto_boundary(tapes, execute_fn, jpc, device):
     return jax_jvp_execute(tapes, execute_fn, jpc, device=device)
 
 
+class _StandardWiresVJPs:
+    """Maps tapes to wires ``0..n-1`` before default.qubit's ``compute_vjp``.
+
+    default.qubit's ``compute_vjp`` (PennyLane 0.45) skips the wire mapping its other adjoint
+    entry points apply, and fails (``IndexError`` in ``apply_operation``) for tapes whose wires
+    are not ``0..n-1`` in order, e.g. a circuit starting on wire 1 of a 4-wire device. The VJP
+    with respect to the parameters does not depend on wire labels.
+    """
+
+    def __init__(self, jpc):
+        self._jpc = jpc
+
+    def compute_vjp(self, tapes, dy):
+        return self._jpc.compute_vjp(tuple(t.map_to_standard_wires() for t in tapes), dy)
+
+    def __getattr__(self, name):
+        return getattr(self._jpc, name)
+
+
 def _jacobian_pipeline(config, device, inner_execute):
     """The Jacobian-product calculator and the forward execution function for ``config``."""
     if config.gradient_method is None:
         return NoGradients(), inner_execute
     if config.use_device_jacobian_product:
-        return DeviceJacobianProducts(device, config), inner_execute
+        jpc = DeviceJacobianProducts(device, config)
+        if isinstance(device, qml.devices.DefaultQubit):
+            jpc = _StandardWiresVJPs(jpc)
+        return jpc, inner_execute
     if config.use_device_gradient:
         jpc = DeviceDerivatives(device, config)
         return jpc, (jpc.execute_and_cache_jacobian if config.grad_on_execution else inner_execute)
