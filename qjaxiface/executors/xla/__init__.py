@@ -1,0 +1,303 @@
+"""The XLA executor: PennyLane tapes as one pure, differentiable JAX computation.
+
+:func:`xla_execute` runs a batch of (default.qubit-preprocessed) tapes as a state-vector
+simulation written in ``jax.numpy``, with the derivative rule of the requested ``diff_method``
+attached, so the whole thing traces, compiles and differentiates like any JAX function:
+
+* ``backprop``: JAX differentiates the simulation;
+* ``parameter-shift``, ``finite-diff``, ``spsa``: a ``custom_jvp`` evaluating the circuit --
+  traced once -- ``vmap``-ed over all shifted parameter vectors;
+* ``adjoint``: a ``custom_jvp`` computing the Jacobian with an adjoint sweep.
+
+The simulation for a tape *structure* (ops, wires, hyperparameters, measurements, shots,
+parameter shapes) is built once and cached, and jitted, so repeated executions -- eager or
+re-traced -- reuse it. :func:`xla_unsupported_reason` says, before anything runs, whether a
+tape can run here; the caller falls back to the device otherwise.
+
+Modules: :mod:`._ops` (gates), :mod:`._measure` (analytic measurements),
+:mod:`._sample` (finite shots), :mod:`._simulate` (tape -> program),
+:mod:`._derivatives` (derivative rules), :mod:`._sharding` (several devices).
+
+**Example**
+
+>>> import jax, pennylane as qml
+>>> jax.config.update("jax_enable_x64", True)
+>>> from qjaxiface.executors.xla import xla_execute
+>>> def f(x):
+...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
+...     return xla_execute([tape], diff_method="parameter-shift")[0]
+>>> round(float(jax.jit(jax.grad(f))(0.5)), 6)
+-0.479426
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import pennylane as qml
+
+from ._derivatives import SHIFT_METHODS, leaf_owner, make_fn, shift_recipe
+from ._ops import NO_OPS, STATE_PREPS, compile_gate
+from ._sample import sampleable_observable
+from ._sharding import set_sharding
+from ._simulate import ANALYTIC_MEASUREMENTS, SHOT_MEASUREMENTS, TapeProgram
+
+__all__ = [
+    "DIFF_METHODS",
+    "XLAUnsupported",
+    "clear_cache",
+    "set_sharding",
+    "xla_execute",
+    "xla_unsupported_reason",
+]
+
+DIFF_METHODS = (None, "backprop", "adjoint", *SHIFT_METHODS)
+_CACHE_SIZE = 256
+
+
+class XLAUnsupported(Exception):
+    """Raised (by check) when a tape cannot run on the XLA executor; message says why."""
+
+
+# --------------------------------------------------------------------------- support check
+
+
+def _observable_reason(obs) -> str | None:
+    if isinstance(obs, qml.ops.Sum | qml.ops.Prod):
+        for o in obs.operands:
+            reason = _observable_reason(o)
+            if reason:
+                return reason
+        return None
+    if isinstance(obs, qml.ops.SProd):
+        return _observable_reason(obs.base)
+    if isinstance(obs, qml.ops.LinearCombination):
+        for o in obs.terms()[1]:
+            reason = _observable_reason(o)
+            if reason:
+                return reason
+        return None
+    if isinstance(obs, qml.measurements.MeasurementValue):
+        return "mid-circuit measurement values are not supported"
+    if obs.name in ("BasisStateProjector", "StateVectorProjector", "Identity"):
+        return None
+    if not obs.has_matrix:
+        return f"observable {obs.name} has no matrix"
+    for d, nd in zip(obs.data, obs.ndim_params if obs.data else ()):
+        if jnp.ndim(d) > nd:
+            return f"broadcast observable parameters ({obs.name})"
+    return None
+
+
+def _measurement_reason(mp, shots, diff_method, broadcast: bool) -> str | None:
+    kind = type(mp).__name__
+    if getattr(mp, "mv", None) is not None:
+        return "measurements of mid-circuit measurement values are not supported"
+    if mp.obs is None and getattr(mp, "_eigvals", None) is not None:
+        return "measurements given by eigenvalues are not supported"
+    allowed = SHOT_MEASUREMENTS if shots else ANALYTIC_MEASUREMENTS
+    if kind not in allowed:
+        what = "with finite shots" if shots else "analytically"
+        return f"{kind} is not supported {what}"
+    if diff_method == "adjoint" and kind != "ExpectationMP":
+        return "the adjoint method supports expectation values only"
+    if mp.obs is not None:
+        reason = _observable_reason(mp.obs)
+        if reason:
+            return reason
+        if kind == "ProbabilityMP" and mp.obs.data:
+            return "probabilities of a parametrized observable"
+        if kind == "ProbabilityMP" and not mp.obs.has_diagonalizing_gates:
+            return f"{mp.obs.name} has no diagonalizing gates"
+        if shots and kind != "ExpectationMP":
+            reason = sampleable_observable(mp.obs)
+            if reason:
+                return reason
+            if kind == "CountsMP" and mp.obs.data:
+                return "counts of a parametrized observable"
+    if kind == "CountsMP" and broadcast:
+        return "counts with parameter broadcasting"
+    return None
+
+
+def _is_traced(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def xla_unsupported_reason(tape: qml.tape.QuantumScript, diff_method: str | None) -> str | None:
+    """None if the XLA executor can run this tape with this diff method, else a short human reason.
+
+    Args:
+        tape: a tape after default.qubit's preprocessing.
+        diff_method: ``"backprop"``, ``"adjoint"``, ``"parameter-shift"``, ``"finite-diff"``,
+            ``"spsa"`` or ``None`` (no derivatives).
+
+    Returns:
+        str | None: the reason, or ``None`` when supported.
+    """
+    if diff_method not in DIFF_METHODS:
+        return f"diff_method={diff_method!r} has no XLA implementation"
+    shots = tape.shots
+    if shots and diff_method in ("backprop", "adjoint"):
+        return f"{diff_method} needs analytic execution (shots=None)"
+    if not tape.wires and not tape.measurements:
+        return None
+    axis_of = {w: k for k, w in enumerate(tape.wires)}
+    for i, op in enumerate(tape.operations):
+        if op.name in STATE_PREPS:
+            if i != 0:
+                return f"{op.name} is only supported as the first operation"
+            continue
+        if op.name in NO_OPS:
+            continue
+        if isinstance(op, qml.operation.Channel) or not (op.has_matrix or op.name == "GlobalPhase"):
+            return f"operation {op.name} has no matrix (mid-circuit measurements, channels, ...)"
+        try:
+            compile_gate(op, axis_of)
+        except Exception as err:  # any failure means "not here"
+            return f"operation {op.name} cannot be compiled: {err}"
+    broadcast = tape.batch_size is not None
+    for mp in tape.measurements:
+        reason = _measurement_reason(mp, shots, diff_method, broadcast)
+        if reason:
+            return reason
+    if shots and diff_method == "parameter-shift":
+        # Parameters without a shift rule would be differentiated through the sampling.
+        program_like = _OwnerView(tape)
+        for j, (op, k) in leaf_owner(program_like).items():
+            trainable = _is_traced(op.data[k]) and j in set(tape.trainable_params)
+            if trainable and shift_recipe(op, k) is None:
+                return f"{op.name} has no parameter-shift rule (with finite shots)"
+    return None
+
+
+class _OwnerView:
+    """The ``gates`` view :func:`leaf_owner` needs, without compiling a program."""
+
+    def __init__(self, tape):
+        self.gates = []
+        start = 0
+        for op in tape.operations:
+            n = len(op.data)
+            self.gates.append((None, slice(start, start + n), op))
+            start += n
+
+
+# --------------------------------------------------------------------------- execution
+
+_cache: OrderedDict = OrderedDict()
+
+
+def clear_cache() -> None:
+    """Forget every built program (e.g. after changing ``jax_enable_x64``)."""
+    _cache.clear()
+
+
+def _leaves(tape: qml.tape.QuantumScript) -> tuple:
+    out = [d for op in tape.operations for d in op.data]
+    for mp in tape.measurements:
+        if mp.obs is not None:
+            out += jax.tree_util.tree_leaves(mp.obs)
+    return tuple(out)
+
+
+def _freeze(value) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+def _structure_key(tape, leaves, diff_method, kwargs, wire_order) -> Any:
+    """A hashable key for everything the built function depends on except parameter values."""
+    try:
+        key = (
+            jax.tree_util.tree_structure(tape),
+            tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves),
+            diff_method,
+            _freeze(kwargs or {}),
+            None if wire_order is None else tuple(wire_order),
+            jax.config.jax_enable_x64,
+        )
+        hash(key)
+        return key
+    except TypeError:
+        return None
+
+
+def _build(tape, diff_method, kwargs, wire_order):
+    program = TapeProgram(tape, wire_order)
+    fn = program.broadcast(make_fn(program, diff_method, kwargs))
+    return jax.jit(fn)
+
+
+def _tape_function(tape, leaves, diff_method, kwargs, wire_order):
+    key = _structure_key(tape, leaves, diff_method, kwargs, wire_order)
+    if key is None:
+        return _build(tape, diff_method, kwargs, wire_order)
+    fn = _cache.get(key)
+    if fn is None:
+        fn = _build(tape, diff_method, kwargs, wire_order)
+        _cache[key] = fn
+        if len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    else:
+        _cache.move_to_end(key)
+    return fn
+
+
+def xla_execute(
+    tapes: Sequence[qml.tape.QuantumScript],
+    *,
+    diff_method: str | None,
+    gradient_kwargs: dict | None = None,
+    num_wires: int | None = None,
+    wire_order=None,
+    prng_key=None,
+) -> tuple:
+    """Run tapes as one pure JAX computation.
+
+    Args:
+        tapes: tapes after default.qubit's preprocessing; parameters may be JAX tracers.
+        diff_method: ``"backprop"``, ``"adjoint"``, ``"parameter-shift"``, ``"finite-diff"``,
+            ``"spsa"``, or ``None`` (no derivatives needed).
+        gradient_kwargs: options of the gradient method (finite-diff ``h``, ``approx_order``,
+            ``strategy``; SPSA also ``num_directions`` and ``sampler_rng``/``sampler_seed``).
+        num_wires: the device's wire count (the simulation only needs the tape's wires, which
+            include every measured wire after preprocessing; kept for the contract).
+        wire_order: device wires, ordering the state for measurements without wires.
+        prng_key: JAX PRNG key for finite-shot sampling.
+
+    Returns:
+        tuple: one result per tape, with default.qubit's structure, shape and dtype
+        conventions (tuple for several measurements, shot-vector nesting, broadcast dimension
+        first). Counts dictionaries contain every outcome, zeros included.
+
+    Raises:
+        XLAUnsupported: if a tape cannot run here (see :func:`xla_unsupported_reason`), or has
+            finite shots and no ``prng_key``.
+    """
+    del num_wires  # the tape's own wires suffice; see the docstring
+    results = []
+    need_keys = any(t.shots for t in tapes)
+    if need_keys and prng_key is None:
+        raise XLAUnsupported("finite shots need a prng_key")
+    keys = jax.random.split(prng_key, len(tapes)) if need_keys and len(tapes) else None
+    for i, tape in enumerate(tapes):
+        reason = xla_unsupported_reason(tape, diff_method)
+        if reason is not None:
+            raise XLAUnsupported(reason)
+        leaves = tuple(jnp.asarray(x) for x in _leaves(tape))
+        fn = _tape_function(tape, leaves, diff_method, gradient_kwargs, wire_order)
+        key = keys[i] if tape.shots else None
+        results.append(fn(leaves, key))
+    return tuple(results)

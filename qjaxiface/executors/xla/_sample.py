@@ -1,0 +1,163 @@
+"""Finite-shot measurements: sampling basis states with a JAX PRNG key.
+
+Each measurement samples on its own (a key folded with its index), in the eigenbasis of its
+observable, from the exact probabilities of the final state. Sums of observables are estimated
+term by term (as default.qubit does for expectation values); ``var``/``sample``/``counts``/
+``probs`` need an observable with one eigenbasis (checked by :func:`sampleable_observable`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pennylane as qml
+
+from ._measure import _apply_matrix, _c, marginal_probs, real_dtype, rotate_to_eigenbasis
+
+Array = Any
+
+
+def int_dtype():
+    """int64 with x64 enabled, else int32 (JAX's default integer)."""
+    return jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
+
+
+def sampleable_observable(obs: qml.operation.Operator) -> str | None:
+    """None if ``obs`` has one eigenbasis we can sample in, else why not."""
+    if isinstance(obs, qml.ops.Sum | qml.ops.SProd | qml.ops.LinearCombination):
+        return (
+            f"sampling {obs.name} needs one eigenbasis; only expectation values are split by term"
+        )
+    if obs.name == "Hermitian":
+        return None
+    if isinstance(obs, qml.ops.Prod):
+        wires = [w for f in obs.operands for w in f.wires]
+        if len(wires) != len(set(wires)):
+            return "sampling a product of observables on overlapping wires"
+        for factor in obs.operands:
+            reason = sampleable_observable(factor)
+            if reason:
+                return reason
+        return None
+    if obs.data:
+        return f"sampling the parametrized observable {obs.name}"
+    if not obs.has_diagonalizing_gates:
+        return f"{obs.name} has no diagonalizing gates"
+    return None
+
+
+def eigenbasis(obs, state: Array, axis_of: dict) -> tuple[Array, Array]:
+    """(state rotated to the eigenbasis of ``obs``, eigenvalues in that basis's order)."""
+    if obs.name == "Hermitian":
+        # Our own eigh: PennyLane caches Hermitian eigendecompositions by the matrix's repr,
+        # which is not safe for tracers.
+        evals, evecs = jnp.linalg.eigh(_c(obs.data[0]))
+        axes = [axis_of[w] for w in obs.wires]
+        return _apply_matrix(state, jnp.conj(evecs).T, axes), evals.astype(real_dtype())
+    if isinstance(obs, qml.ops.Prod):
+        evals = jnp.ones((1,), real_dtype())
+        for factor in obs.operands:
+            state, ev = eigenbasis(factor, state, axis_of)
+            evals = jnp.kron(evals, ev)
+        return state, evals
+    state = rotate_to_eigenbasis(obs, state, axis_of)
+    return state, jnp.asarray(np.asarray(obs.eigvals(), dtype=float), dtype=real_dtype())
+
+
+def obs_wires(obs) -> list:
+    """The wires of ``obs`` in the order its eigenvalues enumerate them."""
+    if isinstance(obs, qml.ops.Prod):
+        return [w for f in obs.operands for w in obs_wires(f)]
+    return list(obs.wires)
+
+
+def sample_indices(probs: Array, shots: int, key) -> Array:
+    """``shots`` basis-state indices drawn from ``probs`` (inverse-CDF; O(shots log dim))."""
+    cdf = jnp.cumsum(probs)
+    u = jax.random.uniform(key, (shots,), dtype=cdf.dtype) * cdf[-1]
+    idx = jnp.searchsorted(cdf, u, side="right")
+    return jnp.clip(idx, 0, probs.shape[0] - 1)
+
+
+def index_bits(idx: Array, k: int) -> Array:
+    """Bits (most significant first) of basis-state indices: shape ``idx.shape + (k,)``."""
+    shifts = jnp.arange(k - 1, -1, -1)
+    return ((idx[..., None] >> shifts) & 1).astype(int_dtype())
+
+
+def _draw(mp, state: Array, axis_of: dict, shots: int, key, wires) -> tuple[Array, Array | None]:
+    """(sampled indices, eigenvalues per index or None) for one measurement."""
+    state = jax.lax.stop_gradient(state)
+    if mp.obs is None:
+        probs = marginal_probs(state, [axis_of[w] for w in wires])
+        return sample_indices(probs, shots, key), None
+    rotated, evals = eigenbasis(mp.obs, state, axis_of)
+    probs = marginal_probs(rotated, [axis_of[w] for w in obs_wires(mp.obs)])
+    return sample_indices(probs, shots, key), evals
+
+
+def _expval_by_terms(obs, state, axis_of, shots, key) -> Array:
+    if isinstance(obs, qml.ops.LinearCombination):
+        coeffs, ops = obs.terms()
+    elif isinstance(obs, qml.ops.Sum):
+        coeffs, ops = [1.0] * len(obs.operands), obs.operands
+    elif isinstance(obs, qml.ops.SProd):
+        return jnp.real(obs.scalar) * _expval_by_terms(obs.base, state, axis_of, shots, key)
+    else:
+        if obs.name == "Identity":
+            return jnp.ones((), real_dtype())
+        rotated, evals = eigenbasis(obs, jax.lax.stop_gradient(state), axis_of)
+        probs = marginal_probs(rotated, [axis_of[w] for w in obs_wires(obs)])
+        return jnp.mean(evals[sample_indices(probs, shots, key)])
+    return sum(
+        jnp.real(c) * _expval_by_terms(o, state, axis_of, shots, jax.random.fold_in(key, i))
+        for i, (c, o) in enumerate(zip(coeffs, ops))
+    )
+
+
+def counts_keys(mp, wires) -> list:
+    """The keys of a counts dictionary with every outcome (bit strings or eigenvalues)."""
+    if mp.obs is None:
+        k = len(wires)
+        return [format(i, f"0{k}b") for i in range(2**k)]
+    return sorted({float(v) for v in np.round(np.asarray(mp.obs.eigvals(), dtype=float), 12)})
+
+
+def measure_with_shots(mp, state: Array, axis_of: dict, shots: int, key, wires) -> Any:
+    """One finite-shot measurement, shaped as default.qubit returns it.
+
+    Args:
+        mp: the measurement process (observable rebuilt around traced parameters).
+        state: the final state tensor.
+        axis_of: wire -> state axis.
+        shots: number of shots.
+        key: PRNG key for this measurement.
+        wires: the measured wires when ``mp`` has no observable.
+    """
+    kind = type(mp).__name__
+    if kind == "ExpectationMP":
+        return _expval_by_terms(mp.obs, state, axis_of, shots, key).astype(real_dtype())
+    idx, evals = _draw(mp, state, axis_of, shots, key, wires)
+    if kind == "VarianceMP":
+        return jnp.var(evals[idx])
+    if kind == "ProbabilityMP":
+        k = len(obs_wires(mp.obs)) if mp.obs is not None else len(wires)
+        counts = jnp.bincount(idx, length=2**k)
+        return (counts / shots).astype(real_dtype())
+    if kind == "SampleMP":
+        if evals is None:
+            return index_bits(idx, len(wires))
+        return evals[idx]
+    if kind == "CountsMP":
+        if evals is None:
+            counts = jnp.bincount(idx, length=2 ** len(wires)).astype(int_dtype())
+            return dict(zip(counts_keys(mp, wires), counts))
+        keys = counts_keys(mp, wires)
+        # Several basis states can share an eigenvalue (e.g. Z@Z): count per distinct value.
+        hits = jnp.round(evals[idx], 12)[:, None] == jnp.asarray(keys, real_dtype())[None, :]
+        counts = jnp.sum(hits, axis=0).astype(int_dtype())
+        return {k: counts[i] for i, k in enumerate(keys)}
+    raise AssertionError(kind)

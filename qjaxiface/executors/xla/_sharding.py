@@ -1,0 +1,60 @@
+"""Spreading the shifted-parameter rows over several JAX devices.
+
+With more than one device (e.g. ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` on a
+CPU, or several GPUs), the rows of a shift rule are padded to a multiple of the device count and
+constrained to a ``NamedSharding`` over a 1-D mesh, so XLA's SPMD partitioner runs each
+device's share of the ``vmap`` there. One device: nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+_ENABLED: bool | None = None  # None: automatic (on with more than one device)
+
+
+def set_sharding(enabled: bool | None) -> None:
+    """Force row sharding on (``True``), off (``False``) or automatic (``None``)."""
+    global _ENABLED
+    _ENABLED = enabled
+
+
+def sharding_devices() -> list:
+    """The devices rows are spread over (empty when sharding is off)."""
+    enabled = _ENABLED
+    if enabled is None:
+        enabled = os.environ.get("QJAXIFACE_XLA_SHARDING", "1") != "0"
+    devices = jax.devices()
+    return devices if enabled and len(devices) > 1 else []
+
+
+def shard_rows(stacked: list, in_axes: list, keys: Any) -> tuple[list, Any]:
+    """Pad the row axis of the stacked leaves (and keys) and shard it over the devices.
+
+    Returns the new stacked leaves and keys; callers slice the outputs back to the original
+    number of rows.
+    """
+    devices = sharding_devices()
+    batched = [x for x, ax in zip(stacked, in_axes) if ax == 0]
+    if not devices or not batched:
+        return stacked, keys
+    n_rows = batched[0].shape[0]
+    n_dev = len(devices)
+    pad = (-n_rows) % n_dev
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("rows",)), PartitionSpec("rows"))
+
+    def prep(x):
+        if pad:
+            x = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)])
+        return jax.lax.with_sharding_constraint(x, sharding)
+
+    stacked = [prep(x) if ax == 0 else x for x, ax in zip(stacked, in_axes)]
+    if keys is not None:
+        keys = prep(keys)
+    return stacked, keys
