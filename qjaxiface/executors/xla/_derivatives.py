@@ -32,9 +32,15 @@ import numpy as np
 import pennylane as qml
 from jax.custom_derivatives import SymbolicZero
 
-from ._measure import apply_observable, inner
-from ._ops import Gate, apply_gate
-from ._sharding import shard_rows
+from ._measure import apply_observable
+from ._ops import (
+    apply_gate,
+    elementwise_gates,
+    full_matrix,
+    gate_value_derivatives,
+    transition_matrix,
+)
+from ._sharding import shard_rows, sharding_devices
 from ._simulate import TapeProgram
 
 Array = Any
@@ -211,7 +217,8 @@ def shifted_rows_jvp(
         else:
             keys, key_axis = None, None
         stacked, keys = shard_rows(stacked, in_axes, keys)
-        rows_out = jax.vmap(f, in_axes=(tuple(in_axes), key_axis))(tuple(stacked), keys)
+        with elementwise_gates():
+            rows_out = map_rows(f, stacked, in_axes, keys, key_axis, state_size(leaves, raw))
         rows_out = jax.tree.map(lambda x: x[:n_rows], rows_out)  # drop sharding padding
         weights = jnp.asarray(row_weight) @ t_vec  # (R,), linear in the tangents
         tan = _contract(weights, rows_out)
@@ -220,6 +227,40 @@ def shifted_rows_jvp(
             tan = _add(tan, jax.tree.map(lambda x: b.astype(x.dtype) * x, out))
     tan = _add(tan, _autodiff_rest(raw, leaves, key, tangents, set(units)))
     return out, _tangent_out(out, tan)
+
+
+# Rows per chunk are chosen so that a chunk's states (rows x 2**n amplitudes) stay in a core's
+# cache while every gate of the circuit is applied to them; vmapping all rows at once makes
+# each gate a pass over main memory.
+CHUNK_BYTES = 1 << 19
+
+
+def state_size(leaves, raw) -> int:
+    """Bytes of one state vector of the program behind ``raw``."""
+    program = getattr(raw, "__self__", None)
+    n = getattr(program, "n_wires", 10)
+    return (2**n) * jnp.dtype(
+        jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
+    ).itemsize
+
+
+def map_rows(f: Fn, stacked: list, in_axes: list, keys, key_axis, bytes_per_row: int):
+    """``vmap(f)`` over the rows, evaluated chunk by chunk (``lax.map`` with ``batch_size``)."""
+    batched = [j for j, ax in enumerate(in_axes) if ax == 0]
+    n_rows = stacked[batched[0]].shape[0]
+    chunk = max(1, CHUNK_BYTES // max(bytes_per_row, 1))
+    if chunk >= n_rows or sharding_devices():
+        return jax.vmap(f, in_axes=(tuple(in_axes), key_axis))(tuple(stacked), keys)
+
+    def one(xs):
+        row_leaves, row_key = xs
+        full = list(stacked)
+        for j, v in zip(batched, row_leaves):
+            full[j] = v
+        return f(tuple(full), row_key)
+
+    xs = ([stacked[j] for j in batched], keys)
+    return jax.lax.map(one, xs, batch_size=chunk)
 
 
 def make_shift_fn(program: TapeProgram, diff_method: str, kwargs: dict) -> Fn:
@@ -270,33 +311,42 @@ def make_shift_fn(program: TapeProgram, diff_method: str, kwargs: dict) -> Fn:
 def adjoint_jacobian(program: TapeProgram, leaves: tuple, active: list[int]):
     """(final state, Jacobian ``(n_expvals, len(active))``) by an adjoint sweep.
 
-    Only real scalar gate parameters listed in ``active`` get columns.
+    Only real scalar gate parameters listed in ``active`` get columns. Per gate: un-apply it
+    from the ket and the bras, and contract them once into a transition matrix ``T`` on the
+    gate's wires; each parameter's column is then ``2 Re trace(dU/dθ T)`` (a tiny matrix op),
+    however many parameters the gate has.
     """
-    state = program.final_state(leaves)
+    values = program.gate_values(leaves)
+    state = program.initial_state(leaves)
+    for (gate, sl, _), value in zip(program.gates, values):
+        state = apply_gate(state, gate, leaves[sl], value=value)
     obs = [m.rebuild(leaves).obs for m in program.measurements]
     bras = jnp.stack([apply_observable(o, state, program.axis_of) for o in obs])
     col = {j: i for i, j in enumerate(active)}
     columns: list[Array | None] = [None] * len(active)
     ket = state
-    for gate, sl, _ in reversed(program.gates):
+    first = min(active)
+    dvalues = gate_value_derivatives(
+        [g for g, _, _ in program.gates], [leaves[sl] for _, sl, _ in program.gates]
+    )
+    for (gate, sl, _), value, dvals in zip(
+        reversed(program.gates), reversed(values), reversed(dvalues)
+    ):
         params = tuple(leaves[sl])
-        ket = apply_gate(ket, gate, params, adjoint=True)
-        for k, j in enumerate(range(sl.start, sl.stop)):
-            if j not in col:
-                continue
-            dket = _gate_derivative(gate, params, k, ket)
-            columns[col[j]] = 2 * jnp.real(jax.vmap(lambda b, d=dket: inner(b, d))(bras))
-        if sl.start <= (active[0] if active else -1):
+        ket = apply_gate(ket, gate, params, adjoint=True, value=value)
+        mine = [(k, j) for k, j in enumerate(range(sl.start, sl.stop)) if j in col]
+        if mine:
+            wires = gate.controls + gate.axes
+            trans = jax.vmap(lambda b, w=wires, kt=ket: transition_matrix(b, kt, w))(bras)
+            for k, j in mine:
+                dmat = full_matrix(gate, dvals[k])
+                columns[col[j]] = 2 * jnp.real(jnp.einsum("ij,mji->m", dmat, trans))
+        if sl.start <= first:
             break  # nothing earlier is differentiated
-        bras = jax.vmap(lambda b, g=gate, p=params: apply_gate(b, g, p, adjoint=True))(bras)
-    jac = jnp.stack(columns, axis=1)
-    return state, jac
-
-
-def _gate_derivative(gate: Gate, params: tuple, k: int, ket: Array) -> Array:
-    """(dU/dθ_k) |ket>."""
-    onehot = tuple(jnp.ones_like(p) if i == k else jnp.zeros_like(p) for i, p in enumerate(params))
-    return jax.jvp(lambda p: apply_gate(ket, gate, p), (params,), (onehot,))[1]
+        bras = jax.vmap(
+            lambda b, g=gate, p=params, v=value: apply_gate(b, g, p, adjoint=True, value=v)
+        )(bras)
+    return state, jnp.stack(columns, axis=1)
 
 
 def make_adjoint_fn(program: TapeProgram) -> Fn:

@@ -1,4 +1,4 @@
-"""Analytic measurements of a ``(2,) * n`` state tensor, and observables applied to states.
+"""Analytic measurements of a flat ``2**n`` state vector, and observables applied to states.
 
 Observables are rebuilt around their traced parameters at trace time (``tree_unflatten`` of
 the observable's pytree structure), so trainable Hamiltonian coefficients and ``Hermitian``
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import pennylane as qml
 
-from ._ops import _apply_matrix, _c, apply_gate, compile_gate
+from ._ops import _c, _view, apply_gate, apply_matrix_on, compile_gate, num_wires_of
 
 Array = Any
 
@@ -47,24 +47,28 @@ def apply_observable(obs: qml.operation.Operator, state: Array, axis_of: dict) -
         return apply_gate(state, compile_gate(obs, axis_of), ())
     axes = [axis_of[w] for w in obs.wires]
     if name == "Hermitian":
-        return _apply_matrix(state, _c(obs.data[0]), axes)
+        return apply_matrix_on(state, _c(obs.data[0]), axes)
     if name == "BasisStateProjector":
         # |b><b| keeps the amplitudes whose bits on the wires equal b.
         bits = obs.data[0]
+        flat_shape = state.shape
+        state = tensor(state)
         shape = [1] * state.ndim
         mask = jnp.ones((), dtype=bool)
         for i, ax in enumerate(axes):
             s = list(shape)
             s[ax] = 2
             mask = mask & (jnp.arange(2).reshape(s) == bits[i])
-        return jnp.where(mask, state, jnp.zeros((), state.dtype))
+        return jnp.where(mask, state, jnp.zeros((), state.dtype)).reshape(flat_shape)
     if name == "StateVectorProjector":
         v = _c(obs.data[0])
-        k = len(axes)
-        amp = jnp.tensordot(jnp.conj(v).reshape((2,) * k), state, axes=(list(range(k)), axes))
-        out = jnp.tensordot(v.reshape((2,) * k), amp, axes=0)
-        return jnp.moveaxis(out, list(range(k)), axes)
-    return _apply_matrix(state, _c(qml.matrix(obs, wire_order=obs.wires)), axes)
+        return apply_matrix_on(state, jnp.outer(v, jnp.conj(v)), axes)
+    return apply_matrix_on(state, _c(qml.matrix(obs, wire_order=obs.wires)), axes)
+
+
+def tensor(state: Array) -> Array:
+    """The flat state as a ``(2,) * n`` tensor (for once-per-measurement reductions)."""
+    return jnp.reshape(state, (2,) * num_wires_of(state))
 
 
 def inner(bra: Array, ket: Array) -> Array:
@@ -93,22 +97,22 @@ def rotate_to_eigenbasis(obs, state: Array, axis_of: dict) -> Array:
 
 def marginal_probs(state: Array, axes: Sequence[int]) -> Array:
     """Probabilities of the computational basis states of ``axes`` (in that order), flat."""
-    p = jnp.real(state * jnp.conj(state))
-    others = tuple(a for a in range(state.ndim) if a not in axes)
-    p = jnp.sum(p, axis=others)
-    # After summing, the remaining axes are the kept ones in increasing order.
-    kept = sorted(axes)
-    p = jnp.transpose(p, [kept.index(a) for a in axes])
+    view, pos = _view(jnp.real(state * jnp.conj(state)), axes)
+    kept = [pos[a] for a in sorted(axes)]
+    p = jnp.sum(view, axis=tuple(i for i in range(view.ndim) if i not in kept))
+    # After summing, the kept axes remain in increasing wire order.
+    p = jnp.transpose(p, [sorted(axes).index(a) for a in axes])
     return p.reshape(-1)
 
 
 def state_in_order(state: Array, axes: Sequence[int]) -> Array:
     """The flat state vector with its wires in the order ``axes``."""
-    return jnp.transpose(state, list(axes)).reshape(-1)
+    return jnp.transpose(tensor(state), list(axes)).reshape(-1)
 
 
 def density_matrix(state: Array, axes: Sequence[int]) -> Array:
     """Reduced density matrix on ``axes`` (traced over the others)."""
+    state = tensor(state)
     others = [a for a in range(state.ndim) if a not in axes]
     k = len(axes)
     mat = jnp.transpose(state, list(axes) + others).reshape(2**k, -1)

@@ -1,4 +1,4 @@
-"""Gate application on a ``(2,) * n`` state tensor.
+"""Gate application on a flat ``2**n`` state vector.
 
 Every operation of a tape is compiled once (per tape structure) into a :class:`Gate`: the state
 axes it acts on, how it acts (a dense matrix, a diagonal, a bit flip, an axis swap, a global
@@ -13,6 +13,9 @@ larger graphs (and is slower to trace); anything else with a matrix falls back t
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +64,7 @@ class Gate:
     control_values: tuple[int, ...] = ()
     fn: MatrixFn | None = None
     n_params: int = 0
+    closed_form: bool = False
 
 
 # --------------------------------------------------------------------------- closed forms
@@ -119,12 +123,14 @@ def _u2(p):
 
 _XX = np.kron([[0, 1], [1, 0]], [[0, 1], [1, 0]])
 _YY = np.kron([[0, -1j], [1j, 0]], [[0, -1j], [1j, 0]])
+_PAULI2 = {"XX": _XX, "YY": _YY}
 
 
+@functools.cache
 def _ising(pauli2):
     def fn(p):
         c, s = jnp.cos(p[0] / 2), jnp.sin(p[0] / 2)
-        return _c(c) * jnp.eye(4, dtype=complex_dtype()) - 1j * _c(s) * _c(pauli2)
+        return _c(c) * jnp.eye(4, dtype=complex_dtype()) - 1j * _c(s) * _c(_PAULI2[pauli2])
 
     return fn
 
@@ -136,6 +142,7 @@ def _parity_signs(k: int) -> np.ndarray:
     return 1.0 - 2.0 * parity
 
 
+@functools.cache
 def _multirz_diag(k: int):
     signs = _parity_signs(k)
 
@@ -173,8 +180,8 @@ _PARAM_GATES: dict[str, tuple[str, MatrixFn, int]] = {
     "Rot": ("matrix", _rot, 3),
     "U2": ("matrix", _u2, 2),
     "U3": ("matrix", _u3, 3),
-    "IsingXX": ("matrix", _ising(_XX), 1),
-    "IsingYY": ("matrix", _ising(_YY), 1),
+    "IsingXX": ("matrix", _ising("XX"), 1),
+    "IsingYY": ("matrix", _ising("YY"), 1),
 }
 # name -> (number of control wires, base gate name); the targets are the remaining wires.
 _CONTROLLED = {
@@ -238,7 +245,7 @@ def compile_gate(op: qml.operation.Operator, axis_of: dict) -> Gate:
     if name in _CONTROLLED:
         nc, base = _CONTROLLED[name]
         kind, fn, _ = _base_gate(base, axes[nc:])
-        return Gate(name, kind, axes[nc:], axes[:nc], (1,) * nc, fn, n_params)
+        return Gate(name, kind, axes[nc:], axes[:nc], (1,) * nc, fn, n_params, True)
     if name == "MultiControlledX":
         values = tuple(int(v) for v in op.hyperparameters["control_values"])
         return Gate(name, "x", axes[-1:], axes[:-1], values, None, 0)
@@ -249,52 +256,98 @@ def compile_gate(op: qml.operation.Operator, axis_of: dict) -> Gate:
     base = _base_gate(name, axes)
     if base is not None:
         kind, fn, _ = base
-        return Gate(name, kind, axes, fn=fn, n_params=n_params)
+        return Gate(name, kind, axes, fn=fn, n_params=n_params, closed_form=True)
     if not op.has_matrix:
         raise ValueError(f"{name} has no matrix")
     return Gate(name, "matrix", axes, fn=_generic_fn(op), n_params=n_params)
 
 
 # --------------------------------------------------------------------------- application
+#
+# The state is a flat vector of length 2**n (wire axis 0 most significant). Each gate reshapes
+# it to a low-rank view that splits out only the axes the gate touches:
+# (rest, 2, rest, 2, ..., rest). Reshapes of a contiguous vector are free, and XLA compiles
+# rank-3..7 arrays much faster than rank-n ones (rank-12 tensors took tens of seconds).
 
 
-def _apply_matrix(state: Array, mat: Array, axes: Sequence[int]) -> Array:
+class _Style(threading.local):
+    elementwise = False
+
+
+_STYLE = _Style()
+
+
+@contextlib.contextmanager
+def elementwise_gates():
+    """Trace single-qubit matrices as fused elementwise updates inside this block."""
+    old = _STYLE.elementwise
+    _STYLE.elementwise = True
+    try:
+        yield
+    finally:
+        _STYLE.elementwise = old
+
+
+def num_wires_of(state: Array) -> int:
+    """n for a flat state of length 2**n."""
+    return int(state.shape[0]).bit_length() - 1
+
+
+def _view(state: Array, axes: Sequence[int]) -> tuple[Array, dict[int, int]]:
+    """(state reshaped to split out ``axes``, wire axis -> position in the view)."""
+    n = num_wires_of(state)
+    dims: list[int] = []
+    pos: dict[int, int] = {}
+    prev = -1
+    for a in sorted(set(axes)):
+        dims.append(2 ** (a - prev - 1))
+        pos[a] = len(dims)
+        dims.append(2)
+        prev = a
+    dims.append(2 ** (n - prev - 1))
+    return jnp.reshape(state, dims), pos
+
+
+def _apply_matrix(view: Array, mat: Array, axes: Sequence[int]) -> Array:
+    # One dot_general per gate: XLA:CPU compiles it far faster than the equivalent elementwise
+    # slices/stack (which it fuses gate after gate into ever larger kernels).
     k = len(axes)
-    if k == 1:
-        # Elementwise form: XLA fuses it into one pass over the state, which on CPU beats a
-        # dot_general with a 2x2 operand.
+    if k == 1 and _STYLE.elementwise:
+        # Slices and a stack: XLA fuses them into one pass over the state, several times
+        # faster for batches of states (parameter-shift rows), but slower to compile and to
+        # differentiate -- so only used where elementwise_gates() asks for it.
         (a,) = axes
-        s0 = jax.lax.index_in_dim(state, 0, a, keepdims=False)
-        s1 = jax.lax.index_in_dim(state, 1, a, keepdims=False)
+        s0 = jax.lax.index_in_dim(view, 0, a, keepdims=False)
+        s1 = jax.lax.index_in_dim(view, 1, a, keepdims=False)
         n0 = mat[0, 0] * s0 + mat[0, 1] * s1
         n1 = mat[1, 0] * s0 + mat[1, 1] * s1
         return jnp.stack([n0, n1], axis=a)
     m = jnp.reshape(mat, (2,) * (2 * k))
-    out = jnp.tensordot(m, state, axes=(list(range(k, 2 * k)), list(axes)))
+    out = jnp.tensordot(m, view, axes=(list(range(k, 2 * k)), list(axes)))
     return jnp.moveaxis(out, list(range(k)), list(axes))
 
 
-def _apply_diag(state: Array, diag: Array, axes: Sequence[int]) -> Array:
+def _apply_diag(view: Array, diag: Array, axes: Sequence[int]) -> Array:
     k = len(axes)
     d = jnp.reshape(diag, (2,) * k)
     order = sorted(range(k), key=lambda i: axes[i])
     d = jnp.transpose(d, order)
-    shape = [1] * state.ndim
+    shape = [1] * view.ndim
     for ax in axes:
         shape[ax] = 2
-    return state * jnp.reshape(d, shape)
+    return view * jnp.reshape(d, shape)
 
 
-def _apply_targets(state: Array, gate: Gate, value: Array | None, axes, adjoint: bool) -> Array:
+def _apply_targets(view: Array, gate: Gate, value: Array | None, axes, adjoint: bool) -> Array:
     kind = gate.kind
     if kind == "x":
-        return jnp.flip(state, axes[0])
+        return jnp.flip(view, axes[0])
     if kind == "swap":
-        return jnp.swapaxes(state, axes[0], axes[1])
+        return jnp.swapaxes(view, axes[0], axes[1])
     if kind == "diag":
-        return _apply_diag(state, jnp.conj(value) if adjoint else value, axes)
+        return _apply_diag(view, jnp.conj(value) if adjoint else value, axes)
     if kind == "matrix":
-        return _apply_matrix(state, jnp.conj(value).T if adjoint else value, axes)
+        return _apply_matrix(view, jnp.conj(value).T if adjoint else value, axes)
     raise AssertionError(kind)
 
 
@@ -303,21 +356,135 @@ def gate_value(gate: Gate, params: Sequence[Array]) -> Array | None:
     return None if gate.fn is None else gate.fn(params)
 
 
-def apply_gate(state: Array, gate: Gate, params: Sequence[Array], adjoint: bool = False) -> Array:
-    """Apply ``gate`` (or its inverse, with ``adjoint=True``) to an unbatched state tensor."""
+def _grouped(gates: Sequence[Gate], params: Sequence[Sequence[Array]], one, many) -> list:
+    """Apply ``one(gate, p)`` per gate, or ``many(fn, stacked)`` per group of same-formula gates.
+
+    Twelve RX gates become one ``vmap`` of the RX formula over twelve angles instead of twelve
+    small graphs: far fewer HLO ops, so faster compiles.
+    """
+    out: list = [None] * len(gates)
+    groups: dict[Any, list[int]] = {}
+    for i, (gate, p) in enumerate(zip(gates, params)):
+        if gate.fn is None or gate.kind == "none":
+            continue
+        scalar = all(jnp.ndim(x) == 0 for x in p)
+        if gate.closed_form and gate.n_params and scalar:
+            groups.setdefault((gate.fn, tuple(jnp.result_type(x) for x in p)), []).append(i)
+        else:
+            out[i] = one(gate, p)
+    for (fn, _), idx in groups.items():
+        stacked = [jnp.stack([params[i][k] for i in idx]) for k in range(len(params[idx[0]]))]
+        batch = many(fn, stacked)
+        for j, i in enumerate(idx):
+            out[i] = jax.tree.map(lambda x, j=j: x[j], batch)
+    return out
+
+
+def gate_values(gates: Sequence[Gate], params: Sequence[Sequence[Array]]) -> list[Array | None]:
+    """Every gate's value (matrix/diagonal/phase), computed per gate formula in one call."""
+    return _grouped(
+        gates,
+        params,
+        lambda gate, p: gate.fn(p),
+        lambda fn, stacked: jax.vmap(lambda *p: fn(p))(*stacked),
+    )
+
+
+def gate_value_derivatives(gates: Sequence[Gate], params: Sequence[Sequence[Array]]) -> list:
+    """Per gate, the list ``[d value / d θ_k for k]`` (vectorized like :func:`gate_values`)."""
+
+    def tangents(p, k):
+        return tuple(jnp.ones_like(x) if i == k else jnp.zeros_like(x) for i, x in enumerate(p))
+
+    def one(gate, p):
+        return [
+            jax.jvp(lambda q: gate.fn(q), (tuple(p),), (tangents(p, k),))[1] for k in range(len(p))
+        ]
+
+    def many(fn, stacked):
+        vfn = jax.vmap(lambda *q: fn(q))
+        return [jax.jvp(vfn, tuple(stacked), tangents(stacked, k))[1] for k in range(len(stacked))]
+
+    return _grouped(gates, params, one, many)
+
+
+def apply_gate(
+    state: Array,
+    gate: Gate,
+    params: Sequence[Array],
+    adjoint: bool = False,
+    value: Array | None = None,
+) -> Array:
+    """Apply ``gate`` (or its inverse, with ``adjoint=True``) to an unbatched flat state.
+
+    ``value`` is the gate's precomputed matrix/diagonal (see :func:`gate_values`); computed
+    from ``params`` when not given.
+    """
     if gate.kind == "none":
         return state
-    value = gate_value(gate, params)
+    if value is None:
+        value = gate_value(gate, params)
     if gate.kind == "phase":
         return state * (jnp.conj(value) if adjoint else value)
+    view, pos = _view(state, gate.axes + gate.controls)
+    axes = tuple(pos[a] for a in gate.axes)
     if not gate.controls:
-        return _apply_targets(state, gate, value, gate.axes, adjoint)
-    # Act on the slice where the controls hold their values; the slice drops the control axes,
-    # so the target axes shift down by the number of controls before them.
-    index = [slice(None)] * state.ndim
-    for ax, v in zip(gate.controls, gate.control_values):
-        index[ax] = v
-    index = tuple(index)
-    sub_axes = tuple(a - sum(c < a for c in gate.controls) for a in gate.axes)
-    sub = _apply_targets(state[index], gate, value, sub_axes, adjoint)
-    return state.at[index].set(sub)
+        return _apply_targets(view, gate, value, axes, adjoint).reshape(state.shape)
+    controls = [(pos[c], v) for c, v in zip(gate.controls, gate.control_values)]
+    out = _controlled(view, controls, lambda v: _apply_targets(v, gate, value, axes, adjoint))
+    return out.reshape(state.shape)
+
+
+def _controlled(view: Array, controls: list[tuple[int, int]], act: Callable) -> Array:
+    """Apply ``act`` where every control position holds its value.
+
+    Splits each control axis into its two halves (keeping the axis, so positions do not move)
+    and concatenates them back. An in-place ``.at[].set`` of the acted-on slice was
+    miscompiled by XLA:CPU when the update read the same buffer reversed (a CNOT's flip).
+    """
+    if not controls:
+        return act(view)
+    (p, v), rest = controls[0], controls[1:]
+    halves = [jax.lax.slice_in_dim(view, 0, 1, axis=p), jax.lax.slice_in_dim(view, 1, 2, axis=p)]
+    halves[v] = _controlled(halves[v], rest, act)
+    return jnp.concatenate(halves, axis=p)
+
+
+def apply_matrix_on(state: Array, mat: Array, axes: Sequence[int]) -> Array:
+    """Apply a dense ``(2**k, 2**k)`` matrix on wire ``axes`` of a flat state."""
+    view, pos = _view(state, axes)
+    return _apply_matrix(view, mat, [pos[a] for a in axes]).reshape(state.shape)
+
+
+def transition_matrix(bra: Array, ket: Array, axes: Sequence[int]) -> Array:
+    """``T[j, i] = Σ_rest ket[.., j, ..] conj(bra[.., i, ..])`` over the wire ``axes``.
+
+    For any operator ``A`` on those wires, ``<bra| A ⊗ 1 |ket> = trace(A @ T)``: one
+    contraction gives the derivative of every parameter of a gate.
+    """
+    k = len(axes)
+    kv, pos = _view(ket, axes)
+    bv, _ = _view(bra, axes)
+    p = [pos[a] for a in axes]
+    kt = jnp.moveaxis(kv, p, list(range(k))).reshape(2**k, -1)
+    bt = jnp.moveaxis(bv, p, list(range(k))).reshape(2**k, -1)
+    return kt @ jnp.conj(bt).T
+
+
+def full_matrix(gate: Gate, value: Array) -> Array:
+    """The gate's matrix on ``controls + axes`` (in that wire order) from its value."""
+    k = len(gate.axes)
+    if gate.kind == "diag":
+        mat = jnp.diag(value)
+    elif gate.kind == "matrix":
+        mat = value
+    else:
+        raise AssertionError(gate.kind)
+    if not gate.controls:
+        return mat
+    c = len(gate.controls)
+    index = int("".join(str(v) for v in gate.control_values), 2)
+    proj = np.zeros((2**c, 2**c))
+    proj[index, index] = 1.0
+    # Derivatives only: the identity on the other control values has zero derivative.
+    return jnp.kron(_c(proj), mat) if k else mat

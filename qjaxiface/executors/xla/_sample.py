@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
-from ._measure import _apply_matrix, _c, marginal_probs, real_dtype, rotate_to_eigenbasis
+from ._measure import _c, marginal_probs, real_dtype, rotate_to_eigenbasis
+from ._ops import apply_matrix_on
 
 Array = Any
 
@@ -56,7 +57,7 @@ def eigenbasis(obs, state: Array, axis_of: dict) -> tuple[Array, Array]:
         # which is not safe for tracers.
         evals, evecs = jnp.linalg.eigh(_c(obs.data[0]))
         axes = [axis_of[w] for w in obs.wires]
-        return _apply_matrix(state, jnp.conj(evecs).T, axes), evals.astype(real_dtype())
+        return apply_matrix_on(state, jnp.conj(evecs).T, axes), evals.astype(real_dtype())
     if isinstance(obs, qml.ops.Prod):
         evals = jnp.ones((1,), real_dtype())
         for factor in obs.operands:

@@ -24,7 +24,7 @@ from ._measure import (
     state_in_order,
     variance,
 )
-from ._ops import STATE_PREPS, Gate, _c, apply_gate, compile_gate, complex_dtype
+from ._ops import STATE_PREPS, Gate, _c, apply_gate, compile_gate, complex_dtype, gate_values
 from ._sample import measure_with_shots
 
 Array = Any
@@ -133,18 +133,23 @@ class TapeProgram:
         """|0...0>, or the state prepared by the first op."""
         n = self.n_wires
         if self.prep is None:
-            return jnp.zeros((2,) * n, complex_dtype()).at[(0,) * n].set(1.0)
+            return jnp.zeros((2**n,), complex_dtype()).at[0].set(1.0)
         op, sl = self.prep
         new = qml.ops.functions.bind_new_parameters(op, list(leaves[sl]))
         vec = new.state_vector(wire_order=self.order)
-        return _c(vec).reshape((2,) * n)
+        return _c(vec).reshape(2**n)
 
     def final_state(self, leaves: tuple) -> Array:
         """The state after every gate."""
         state = self.initial_state(leaves)
-        for gate, sl, _ in self.gates:
-            state = apply_gate(state, gate, leaves[sl])
+        values = self.gate_values(leaves)
+        for (gate, sl, _), value in zip(self.gates, values):
+            state = apply_gate(state, gate, leaves[sl], value=value)
         return state
+
+    def gate_values(self, leaves: tuple) -> list:
+        """Every gate's matrix/diagonal for these parameters (vectorized per gate type)."""
+        return gate_values([g for g, _, _ in self.gates], [leaves[sl] for _, sl, _ in self.gates])
 
     # ----------------------------------------------------------------- measurements
 
