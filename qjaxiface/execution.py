@@ -275,8 +275,10 @@ def _jacobian_pipeline(config, device, inner_execute):
         return jpc, (jpc.execute_and_cache_jacobian if config.grad_on_execution else inner_execute)
     if config.grad_on_execution is True:
         raise ValueError(
-            f"grad_on_execution=True needs device derivatives, but diff_method="
-            f"{config.gradient_method!r} is a gradient transform applied on the backward pass; "
+            # Starts with PennyLane's own wording, so code matching on it keeps working.
+            "Gradient transforms cannot be used with grad_on_execution=True: it needs device "
+            f"derivatives, but diff_method={config.gradient_method!r} is a gradient transform "
+            "applied on the backward pass; "
             "pass grad_on_execution=False or 'best', or a device gradient method such as "
             "'adjoint'."
         )
