@@ -283,26 +283,54 @@ def make_shift_fn(program: TapeProgram, diff_method: str, kwargs: dict) -> Fn:
             spsa = {"num_directions": int(kwargs.get("num_directions", 1)), "rng": rng}
         units_all = dict.fromkeys(range(n), recipe)
 
+    def rule_for(fn: Fn) -> Fn:
+        @jax.custom_jvp
+        def f(leaves, key):
+            return fn(leaves, key)
+
+        # symbolic zeros: leaves with zero tangents cost no shifted evaluations.
+        def f_jvp(primals, tangents):
+            leaves, key = primals
+            t_leaves = tangents[0]
+            units = {j: r for j, r in units_all.items() if _real_scalar(leaves[j])}
+            spsa_now = None
+            if spsa is not None:
+                n_active = sum(not _is_zero(t_leaves[j]) for j in units)
+                # Drawn at trace time: constants of the compiled function (as PennyLane draws
+                # directions when it builds the shifted tapes).
+                shape = (spsa["num_directions"], n_active)
+                spsa_now = {"directions": spsa["rng"].choice([-1.0, 1.0], size=shape)}
+            return shifted_rows_jvp(f, fn, leaves, key, t_leaves, units, spsa_now)
+
+        f.defjvp(f_jvp, symbolic_zeros=True)
+        return f
+
+    if not (diff_method == "parameter-shift" and program.has_variance):
+        return rule_for(raw)
+
+    # Variances: shift <O> and <O²> (both trigonometric in each angle) and combine,
+    # d var = d<O²> - 2 <O> d<O>, as PennyLane's parameter-shift does.
+    moments_fn = rule_for(program.run_moments)
+    kinds = program.kinds()
+
+    def to_result(kind, m):
+        return m[1] - m[0] ** 2 if kind == "VarianceMP" else m
+
     @jax.custom_jvp
-    def f(leaves, key):
+    def f_var(leaves, key):
         return raw(leaves, key)
 
-    # symbolic zeros: leaves with zero tangents cost no shifted evaluations.
-    def f_jvp(primals, tangents):
-        leaves, key = primals
-        t_leaves = tangents[0]
-        units = {j: r for j, r in units_all.items() if _real_scalar(leaves[j])}
-        spsa_now = None
-        if spsa is not None:
-            n_active = sum(not _is_zero(t_leaves[j]) for j in units)
-            # Drawn at trace time: constants of the compiled function (as PennyLane draws
-            # directions when it builds the shifted tapes).
-            directions = spsa["rng"].choice([-1.0, 1.0], size=(spsa["num_directions"], n_active))
-            spsa_now = {"directions": directions}
-        return shifted_rows_jvp(f, raw, leaves, key, t_leaves, units, spsa_now)
+    def f_var_jvp(primals, tangents):
+        moments, t_moments = jax.jvp(moments_fn, primals, tangents)
+        out = jax.tree.map(to_result, kinds, moments)
 
-    f.defjvp(f_jvp, symbolic_zeros=True)
-    return f
+        def tangent(kind, m, t):
+            return t[1] - 2 * m[0] * t[0] if kind == "VarianceMP" else t
+
+        return out, jax.tree.map(tangent, kinds, moments, t_moments)
+
+    f_var.defjvp(f_var_jvp)
+    return f_var
 
 
 # --------------------------------------------------------------------------- adjoint

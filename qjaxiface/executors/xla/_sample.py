@@ -127,7 +127,9 @@ def counts_keys(mp, wires) -> list:
     return sorted({float(v) for v in np.round(np.asarray(mp.obs.eigvals(), dtype=float), 12)})
 
 
-def measure_with_shots(mp, state: Array, axis_of: dict, shots: int, key, wires) -> Any:
+def measure_with_shots(
+    mp, state: Array, axis_of: dict, shots: int, key, wires, moments: bool = False
+) -> Any:
     """One finite-shot measurement, shaped as default.qubit returns it.
 
     Args:
@@ -137,13 +139,17 @@ def measure_with_shots(mp, state: Array, axis_of: dict, shots: int, key, wires) 
         shots: number of shots.
         key: PRNG key for this measurement.
         wires: the measured wires when ``mp`` has no observable.
+        moments: return a variance as the sample moments ``[mean, mean of squares]``.
     """
     kind = type(mp).__name__
     if kind == "ExpectationMP":
         return _expval_by_terms(mp.obs, state, axis_of, shots, key).astype(real_dtype())
     idx, evals = _draw(mp, state, axis_of, shots, key, wires)
     if kind == "VarianceMP":
-        return jnp.var(evals[idx])
+        values = evals[idx]
+        if moments:
+            return jnp.stack([jnp.mean(values), jnp.mean(values**2)])
+        return jnp.var(values)
     if kind == "ProbabilityMP":
         k = len(obs_wires(mp.obs)) if mp.obs is not None else len(wires)
         counts = jnp.bincount(idx, length=2**k)

@@ -153,9 +153,14 @@ class TapeProgram:
 
     # ----------------------------------------------------------------- measurements
 
-    def measure_analytic(self, m: _Measurement, state: Array, leaves: tuple) -> Array:
-        """One analytic measurement of ``state``."""
+    def measure_analytic(
+        self, m: _Measurement, state: Array, leaves: tuple, moments: bool = False
+    ) -> Array:
+        """One analytic measurement of ``state`` (a variance as ``[<O>, <O²>]`` if ``moments``)."""
         mp = m.rebuild(leaves)
+        if m.kind == "VarianceMP" and moments:
+            mean = expval(mp.obs, state, self.axis_of)
+            return jnp.stack([mean, variance(mp.obs, state, self.axis_of) + mean**2])
         if m.kind == "ExpectationMP":
             return expval(mp.obs, state, self.axis_of).astype(real_dtype())
         if m.kind == "VarianceMP":
@@ -173,10 +178,14 @@ class TapeProgram:
             return density_matrix(state, m.axes)
         raise AssertionError(m.kind)
 
-    def measure(self, state: Array, leaves: tuple, key=None) -> Any:
-        """All measurements, structured as default.qubit returns them."""
+    def measure(self, state: Array, leaves: tuple, key=None, moments: bool = False) -> Any:
+        """All measurements, structured as default.qubit returns them.
+
+        With ``moments=True`` variances come as ``[<O>, <O²>]``: the parameter-shift rule is
+        exact for those (trigonometric in each angle), not for the variance itself.
+        """
         if self.shot_vector is None:
-            res = tuple(self.measure_analytic(m, state, leaves) for m in self.measurements)
+            res = tuple(self.measure_analytic(m, state, leaves, moments) for m in self.measurements)
             return res[0] if len(res) == 1 else res
         per_copy = []
         for j, shots in enumerate(self.shot_vector):
@@ -189,6 +198,7 @@ class TapeProgram:
                     shots,
                     jax.random.fold_in(copy_key, i),
                     m.wires,
+                    moments,
                 )
                 for i, m in enumerate(self.measurements)
             )
@@ -198,6 +208,23 @@ class TapeProgram:
     def run_single(self, leaves: tuple, key=None) -> Any:
         """The result for one unbroadcast circuit."""
         return self.measure(self.final_state(leaves), leaves, key)
+
+    def run_moments(self, leaves: tuple, key=None) -> Any:
+        """Like :meth:`run_single`, variances as ``[<O>, <O²>]``."""
+        return self.measure(self.final_state(leaves), leaves, key, moments=True)
+
+    def kinds(self) -> Any:
+        """The measurement kinds, nested like the results."""
+        res = tuple(m.kind for m in self.measurements)
+        one = res[0] if len(res) == 1 else res
+        if self.shot_vector is None or not self.partitioned:
+            return one
+        return tuple(one for _ in self.shot_vector)
+
+    @property
+    def has_variance(self) -> bool:
+        """Whether any measurement is a variance."""
+        return any(m.kind == "VarianceMP" for m in self.measurements)
 
     def broadcast(self, fn):
         """``fn(leaves, key)`` vmapped over the broadcast leaves (and one key per element)."""
