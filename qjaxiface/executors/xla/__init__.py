@@ -288,14 +288,15 @@ def xla_execute(
     """
     del num_wires  # the tape's own wires suffice; see the docstring
     results = []
+    for tape in tapes:
+        reason = xla_unsupported_reason(tape, diff_method)
+        if reason is not None:
+            raise XLAUnsupported(reason)
     need_keys = any(t.shots for t in tapes)
     if need_keys and prng_key is None:
         raise XLAUnsupported("finite shots need a prng_key")
     keys = jax.random.split(prng_key, len(tapes)) if need_keys and len(tapes) else None
     for i, tape in enumerate(tapes):
-        reason = xla_unsupported_reason(tape, diff_method)
-        if reason is not None:
-            raise XLAUnsupported(reason)
         leaves = tuple(jnp.asarray(x) for x in _leaves(tape))
         fn = _tape_function(tape, leaves, diff_method, gradient_kwargs, wire_order)
         key = keys[i] if tape.shots else None
