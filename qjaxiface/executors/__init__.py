@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 
 import pennylane as qml
+from pennylane.devices.preprocess import validate_device_wires
 
 logger = logging.getLogger("qjaxiface")
 
@@ -37,8 +38,30 @@ def _xla_diff_method(method) -> str | None:
     raise LookupError(f"gradient transform {name or method!r} has no XLA implementation")
 
 
+_EXECUTION_METHODS = (
+    "execute",
+    "compute_derivatives",
+    "execute_and_compute_derivatives",
+    "compute_vjp",
+    "execute_and_compute_vjp",
+    "preprocess_transforms",
+)
+
+
 def _is_default_qubit(device) -> bool:
     return isinstance(device, qml.devices.DefaultQubit)
+
+
+def _runs_as_default_qubit(device) -> bool:
+    """default.qubit itself, or a subclass that computes results exactly as it does.
+
+    A subclass that overrides how tapes are executed or differentiated (a noisy variant, a test
+    device injecting faults) must keep its own behaviour, so "auto" leaves it on the device.
+    """
+    if not _is_default_qubit(device):
+        return False
+    cls, base = type(device), qml.devices.DefaultQubit
+    return all(getattr(cls, name) is getattr(base, name) for name in _EXECUTION_METHODS)
 
 
 def _prng_key(device):
@@ -58,7 +81,7 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[],
     """
     if executor == "device":
         return None
-    if executor == "auto" and not (iface == "jax-jit" and _is_default_qubit(device)):
+    if executor == "auto" and not (iface == "jax-jit" and _runs_as_default_qubit(device)):
         return None
 
     def refuse(reason: str):
@@ -75,8 +98,10 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[],
     except LookupError as err:
         refuse(str(err))
         return None
-    if config.use_device_jacobian_product and diff_method != "adjoint":
-        refuse("device VJPs were requested for a method other than adjoint")
+    if config.use_device_jacobian_product and (executor == "auto" or diff_method != "adjoint"):
+        # device_vjp=True asks for the device's reverse-mode-only VJPs; only an explicit
+        # executor="xla" swaps them for the XLA adjoint rule (which also runs forward mode).
+        refuse("device_vjp=True asks for the device's VJPs (use executor='xla' with adjoint)")
         return None
     if config.device_options.get("max_workers"):
         refuse("the device is configured with max_workers")
@@ -87,13 +112,22 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[],
         if key is None:
             refuse("finite shots need a JAX PRNG key on the device, e.g. seed=jax.random.key(0)")
             return None
+    wires = getattr(device, "wires", None)
+    if wires:
+        # With gradient transforms the device's preprocessing runs inside the boundary, so
+        # measurements without wires (qml.probs(), qml.state()) still mean "all device wires",
+        # not "the tape's wires". Fill them in as default.qubit's validate_device_wires does.
+        try:
+            tapes = tuple(validate_device_wires(t, wires=wires)[0][0] for t in tapes)
+        except qml.exceptions.WireError as err:
+            refuse(f"the device rejects the tapes' wires ({err})")
+            return None
     for tape in tapes:
         reason = xla_unsupported_reason(tape, diff_method)
         if reason is not None:
             refuse(reason)
             return None
 
-    wires = getattr(device, "wires", None)
     return partial(
         xla_execute,
         tapes,

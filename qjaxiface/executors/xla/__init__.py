@@ -38,6 +38,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pennylane as qml
 
 from ._derivatives import SHIFT_METHODS, leaf_owner, make_fn, shift_recipe
@@ -103,6 +104,10 @@ def _measurement_reason(mp, shots, diff_method, broadcast: bool) -> str | None:
     if kind not in allowed:
         what = "with finite shots" if shots else "analytically"
         return f"{kind} is not supported {what}"
+    if diff_method == "parameter-shift" and kind == "StateMP":
+        # Amplitudes are not trigonometric in the shifted angle the way expectation values are
+        # (density matrices are): the two-term rule would give a wrong derivative.
+        return "the parameter-shift rule does not apply to qml.state()"
     if diff_method == "adjoint" and kind != "ExpectationMP":
         return "the adjoint method supports expectation values only"
     if mp.obs is not None:
@@ -234,8 +239,35 @@ def _structure_key(tape, leaves, diff_method, kwargs, wire_order) -> Any:
         return None
 
 
+def _detached(tape: qml.tape.QuantumScript) -> qml.tape.QuantumScript:
+    """The tape with every traced parameter replaced by a concrete stand-in of its shape and dtype.
+
+    A built program keeps its ops (for structure: shift rules, generic matrices rebuilt around
+    new parameters) and lives in the cache across traces; holding the caller's tracers there
+    would leak them. Programs never read parameter values at build time, so any valid value
+    does: identity matrices and first basis vectors, so that ops validating their input on
+    construction (``Hermitian``, ``StatePrep``) accept them.
+    """
+    leaves = jax.tree_util.tree_leaves(tape)
+    if not any(isinstance(x, jax.core.Tracer) for x in leaves):
+        return tape
+    return jax.tree_util.tree_map(
+        lambda x: _stand_in(x) if isinstance(x, jax.core.Tracer) else x, tape
+    )
+
+
+def _stand_in(x) -> np.ndarray:
+    shape, dtype = jnp.shape(x), jnp.result_type(x)
+    if len(shape) >= 2 and shape[-1] == shape[-2]:
+        return np.broadcast_to(np.eye(shape[-1], dtype=dtype), shape).copy()
+    out = np.zeros(shape, dtype)
+    if len(shape) >= 1 and shape[-1]:
+        out[..., 0] = 1
+    return out
+
+
 def _build(tape, diff_method, kwargs, wire_order):
-    program = TapeProgram(tape, wire_order)
+    program = TapeProgram(_detached(tape), wire_order)
     fn = program.broadcast(make_fn(program, diff_method, kwargs))
     return jax.jit(fn)
 

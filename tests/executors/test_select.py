@@ -1,0 +1,122 @@
+"""select_xla: which executor runs a batch, and why the XLA executor is refused."""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pennylane as qml
+import pytest
+
+import qjaxiface
+
+
+def _routes(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "qjaxiface"]
+
+
+def _run(dev, tape_fn, x, executor="auto", diff_method="parameter-shift", jit=True):
+    def cost(x):
+        return qjaxiface.execute([tape_fn(x)], dev, diff_method=diff_method, executor=executor)[0]
+
+    return (jax.jit(cost) if jit else cost)(x)
+
+
+def _rx(x):
+    return qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
+
+
+def test_auto_picks_xla_for_default_qubit_under_jit_only(caplog):
+    dev = qml.device("default.qubit")
+    with caplog.at_level(logging.DEBUG, logger="qjaxiface"):
+        jit_res = _run(dev, _rx, 0.3)
+        eager_res = _run(dev, _rx, jnp.array(0.3), jit=False)
+    msgs = _routes(caplog)
+    assert any("interface=jax-jit" in m and "executor=xla" in m for m in msgs)
+    assert not any("interface=jax " in m and "executor=xla" in m for m in msgs)
+    np.testing.assert_allclose(jit_res, np.cos(0.3), atol=1e-12)
+    np.testing.assert_allclose(eager_res, np.cos(0.3), atol=1e-12)
+
+
+class ShiftedDevice(qml.devices.DefaultQubit):
+    """A default.qubit subclass that computes something else: "auto" must not bypass it."""
+
+    def execute(self, circuits, execution_config=None):
+        return tuple(np.asarray(r) + 1.0 for r in super().execute(circuits, execution_config))
+
+
+def test_auto_leaves_subclasses_that_override_execution_on_the_device(caplog):
+    with caplog.at_level(logging.DEBUG, logger="qjaxiface"):
+        res = _run(ShiftedDevice(), _rx, 0.3)
+    np.testing.assert_allclose(res, np.cos(0.3) + 1.0, atol=1e-12)
+    assert not any("executor=xla" in m for m in _routes(caplog))
+
+
+class PlainSubclass(qml.devices.DefaultQubit):
+    """Only adds a name: it still runs exactly as default.qubit does."""
+
+
+def test_auto_takes_plain_subclasses(caplog):
+    with caplog.at_level(logging.DEBUG, logger="qjaxiface"):
+        _run(PlainSubclass(), _rx, 0.3)
+    assert any("executor=xla" in m for m in _routes(caplog))
+
+
+def test_device_executor_is_never_xla(caplog):
+    with caplog.at_level(logging.DEBUG, logger="qjaxiface"):
+        _run(qml.device("default.qubit"), _rx, 0.3, executor="device")
+    msgs = _routes(caplog)
+    assert msgs and not any("executor=xla" in m for m in msgs)
+
+
+def test_refusal_is_logged_with_its_reason_and_falls_back(caplog):
+    def tape(x):
+        return qml.tape.QuantumScript([qml.RX(x, 0)], [qml.vn_entropy(wires=[0])])
+
+    dev = qml.device("default.qubit")
+    with caplog.at_level(logging.DEBUG, logger="qjaxiface"):
+        res = _run(dev, tape, 0.3, executor="xla", diff_method="backprop")
+    msgs = _routes(caplog)
+    assert any("XLA executor not used" in m and "not supported" in m for m in msgs)
+    ref = qml.execute([tape(0.3)], dev)[0]
+    np.testing.assert_allclose(res, ref, atol=1e-10)
+
+
+def test_shots_without_prng_key_fall_back_with_reason(caplog):
+    def tape(x):
+        return qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))], shots=50)
+
+    with caplog.at_level(logging.DEBUG, logger="qjaxiface"):
+        _run(qml.device("default.qubit", seed=1), tape, 0.3)
+    assert any("PRNG key" in m for m in _routes(caplog))
+
+
+@pytest.mark.parametrize("measure", [qml.probs, qml.state])
+def test_measurements_without_wires_cover_all_device_wires(measure):
+    """qml.probs() on a device with 3 wires is over all 3, not over the tape's 1 wire."""
+    dev = qml.device("default.qubit", wires=3)
+
+    def tape(x):
+        return qml.tape.QuantumScript([qml.RX(x, 1)], [measure()])
+
+    res = _run(dev, tape, 0.4, executor="xla")
+    ref = qml.execute([tape(0.4)], dev)[0]
+    assert res.shape == ref.shape == (8,)
+    np.testing.assert_allclose(res, ref, atol=1e-12)
+
+
+def test_device_wires_the_tape_does_not_fit_fall_back(caplog):
+    dev = qml.device("default.qubit", wires=["a", "b"])
+
+    def tape(x):
+        return qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
+
+    with (
+        caplog.at_level(logging.DEBUG, logger="qjaxiface"),
+        pytest.raises(qml.exceptions.WireError, match="wires not found on the device"),
+        qjaxiface.reraise_device_errors(),
+    ):
+        _run(dev, tape, 0.3, executor="xla")
+    assert any("rejects the tapes' wires" in m for m in _routes(caplog))
