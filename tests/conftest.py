@@ -1,4 +1,8 @@
-"""Shared fixtures: x64 on, the hook off by default, reference runs with PennyLane's boundary."""
+"""Shared fixtures: x64 on, the hook off by default, reference runs with PennyLane's boundary.
+
+Keep this the only ``conftest.py``: test modules import helpers from it as ``conftest``, and a
+second one in a subfolder would shadow it under pytest's default import mode.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,12 @@ def _hook_off_after_each_test():
     qjaxiface.uninstall()
     yield
     qjaxiface.uninstall()
+
+
+@pytest.fixture
+def rng():
+    """A seeded NumPy generator, so random parameters are the same on every run."""
+    return np.random.default_rng(1234)
 
 
 @contextlib.contextmanager
