@@ -456,11 +456,14 @@ def apply_matrix_on(state: Array, mat: Array, axes: Sequence[int]) -> Array:
     return _apply_matrix(view, mat, [pos[a] for a in axes]).reshape(state.shape)
 
 
-def transition_matrix(bra: Array, ket: Array, axes: Sequence[int]) -> Array:
+def transition_matrix(
+    bra: Array, ket: Array, axes: Sequence[int], bra_conjugated: bool = False
+) -> Array:
     """``T[j, i] = Σ_rest ket[.., j, ..] conj(bra[.., i, ..])`` over the wire ``axes``.
 
     For any operator ``A`` on those wires, ``<bra| A ⊗ 1 |ket> = trace(A @ T)``: one
-    contraction gives the derivative of every parameter of a gate.
+    contraction gives the derivative of every parameter of a gate. With ``bra_conjugated``
+    the caller passes ``conj(bra)`` (saving a full-state conjugation per gate).
     """
     k = len(axes)
     kv, pos = _view(ket, axes)
@@ -468,7 +471,32 @@ def transition_matrix(bra: Array, ket: Array, axes: Sequence[int]) -> Array:
     p = [pos[a] for a in axes]
     kt = jnp.moveaxis(kv, p, list(range(k))).reshape(2**k, -1)
     bt = jnp.moveaxis(bv, p, list(range(k))).reshape(2**k, -1)
-    return kt @ jnp.conj(bt).T
+    return kt @ (bt if bra_conjugated else jnp.conj(bt)).T
+
+
+def inverse_values(gates: Sequence[Gate], values: Sequence[Array | None]) -> tuple[list, list]:
+    """Per gate, the values that apply ``U†`` and ``U^T`` (``conj(U†)``) with ``adjoint=False``.
+
+    ``U†`` un-applies a gate from a ket; ``U^T`` un-applies it from a conjugated bra, so an
+    adjoint sweep never conjugates a whole state. The conjugations are done on all gate values
+    of one shape at once. Parameter-free gates (``x``, ``swap``) are their own inverses and
+    keep ``None``.
+    """
+    dagger: list = [None] * len(gates)
+    transposed: list = [None] * len(gates)
+    groups: dict[Any, list[int]] = {}
+    for i, (gate, value) in enumerate(zip(gates, values)):
+        if value is None or gate.kind not in ("matrix", "diag", "phase"):
+            continue
+        groups.setdefault((gate.kind == "matrix", jnp.shape(value)), []).append(i)
+    for (is_matrix, _), idx in groups.items():
+        stacked = jnp.stack([values[i] for i in idx])
+        flipped = jnp.swapaxes(stacked, -1, -2) if is_matrix else stacked
+        conj = jnp.conj(flipped)
+        for j, i in enumerate(idx):
+            dagger[i] = conj[j]
+            transposed[i] = flipped[j]
+    return dagger, transposed
 
 
 def full_matrix(gate: Gate, value: Array) -> Array:
