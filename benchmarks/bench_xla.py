@@ -10,7 +10,9 @@ Run as ``python benchmarks/bench_xla.py [--quick] [--out DIR]`` or ``qjaxiface b
   steady time (minimum over repeats, ``jax.block_until_ready``).
 * **Depth sweep**: first-call time of the XLA executor at n = 8 for L = 1..20 layers.
 
-Writes ``results.json``, ``results.md`` and ``depth_sweep.png`` into the output folder.
+Writes ``results.json``, ``results.md``, ``qubits.png`` (first call and steady time vs. qubits,
+XLA executor vs. PennyLane) and ``depth_sweep.png`` into the output folder; ``--docs PATH`` also
+writes the page ``docs/benchmarks.md`` (the tables and plots, with the machine they ran on).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +35,16 @@ import pennylane as qml
 jax.config.update("jax_enable_x64", True)
 
 METHODS = ("backprop", "adjoint", "parameter-shift")
+# Catalyst qjit steady times (ms) of the same jit(grad) step, measured on the 2-core CPU machine
+# the design notes (section 2) were written on; a fixed reference, not rerun here.
+CATALYST_MS = {
+    ("adjoint", 4): 0.65,
+    ("adjoint", 8): 0.73,
+    ("adjoint", 12): 2.7,
+    ("parameter-shift", 4): 4.7,
+    ("parameter-shift", 8): 11.1,
+    ("parameter-shift", 12): 44.6,
+}
 # PennyLane's parameter-shift under jit is a host callback of ~4 s per step at n=12 and far more
 # beyond; its backprop compile grows to minutes. Cap the reference where it would take minutes.
 PL_SKIP = {("parameter-shift", 16), ("backprop", 16)}
@@ -164,20 +177,33 @@ def machine() -> dict:
 
 
 def to_markdown(grad_rows, depth_rows, info) -> str:
+    steady = {(r["method"], r["n"]): r["xla_steady"] for r in grad_rows}
     lines = [
         f"Machine: {info['cores']}-core CPU ({info['cpu']}), Python {info['python']}, "
-        f"JAX {info['jax']}, PennyLane {info['pennylane']}, x64.",
+        f"JAX {info['jax']}, PennyLane {info['pennylane']}, x64, JAX devices {info['devices']}.",
         "",
         "### `jax.jit(jax.grad(qnode))`, StronglyEntanglingLayers L=3, `expval(Z(0))`",
         "",
-        "| n | diff method | XLA first call (s) | XLA steady (ms) | PennyLane first call (s) "
-        "| PennyLane steady (ms) | speed-up (steady) |",
-        "|---|---|---|---|---|---|---|",
+        "Steady = minimum over repeats after the first call; first call = trace + compile + run. "
+        "*vs PennyLane* is PennyLane's steady time over qjaxiface's (higher is better); "
+        "*vs backprop* is the method's steady time over backprop's on the XLA executor; "
+        "*vs Catalyst* is qjaxiface's steady time over Catalyst's qjit reference from the design "
+        "notes (lower is better).",
+        "",
+        "| n | diff method | qjaxiface first call (s) | qjaxiface steady (ms) "
+        "| PennyLane first call (s) | PennyLane steady (ms) | vs PennyLane | vs backprop "
+        "| vs Catalyst |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in grad_rows:
+        bp = steady.get(("backprop", r["n"]))
+        cat = CATALYST_MS.get((r["method"], r["n"]))
         lines.append(
-            f"| {r['n']} | {r['method']} | {r['xla_first']:.2f} | {r['xla_steady'] * 1e3:.2f} | "
-            f"{_s(r['pl_first'])} | {_ms(r['pl_steady'])} | {_ratio(r['pl_steady'], r['xla_steady'])} |"
+            f"| {r['n']} | {r['method']} | {r['xla_first']:.2f} | {r['xla_steady'] * 1e3:.3f} | "
+            f"{_s(r['pl_first'])} | {_ms(r['pl_steady'])} | "
+            f"{_ratio(r['pl_steady'], r['xla_steady'])} | "
+            f"{_ratio(r['xla_steady'], bp) if r['method'] != 'backprop' else '-'} | "
+            f"{_ratio(r['xla_steady'] * 1e3, cat) if cat else '-'} |"
         )
     if depth_rows:
         n = depth_rows[0]["n"]
@@ -185,12 +211,79 @@ def to_markdown(grad_rows, depth_rows, info) -> str:
             "",
             f"### First call (trace + compile + run) of the XLA executor vs. depth, n={n}",
             "",
-            "| layers | " + " | ".join(f"{m} (s)" for m in METHODS) + " |",
-            "|---" * (len(METHODS) + 1) + "|",
+            "| layers | parameters | " + " | ".join(f"{m} (s)" for m in METHODS) + " |",
+            "|---" * (len(METHODS) + 2) + "|",
         ]
         for r in depth_rows:
-            lines.append(f"| {r['layers']} | " + " | ".join(f"{r[m]:.2f}" for m in METHODS) + " |")
+            lines.append(
+                f"| {r['layers']} | {3 * n * r['layers']} | "
+                + " | ".join(f"{r[m]:.2f}" for m in METHODS)
+                + " |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def plot_qubits(grad_rows, path: Path) -> bool:
+    """First-call and steady time vs. qubits, qjaxiface (solid) vs. PennyLane (dashed)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, unit, scale in (
+        (axes[0], "first", "s", 1.0),
+        (axes[1], "steady", "ms", 1e3),
+    ):
+        for i, m in enumerate(METHODS):
+            rows = [r for r in grad_rows if r["method"] == m]
+            color = f"C{i}"
+            ax.plot(
+                [r["n"] for r in rows],
+                [r[f"xla_{key}"] * scale for r in rows],
+                marker="o",
+                color=color,
+                label=f"qjaxiface {m}",
+            )
+            pl = [(r["n"], r[f"pl_{key}"]) for r in rows if r[f"pl_{key}"] is not None]
+            if pl:
+                ax.plot(
+                    [n for n, _ in pl],
+                    [v * scale for _, v in pl],
+                    marker="x",
+                    linestyle="--",
+                    color=color,
+                    label=f"PennyLane {m}",
+                )
+        ax.set_yscale("log")
+        ax.set_xlabel("qubits (StronglyEntanglingLayers, L=3)")
+        ax.set_ylabel(f"{key} time of jit(grad) ({unit})")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_title("first call (trace + compile + run)")
+    axes[1].set_title("steady state")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def docs_page(markdown: str, machine_info: dict, image_dir: str) -> str:
+    """The docs/benchmarks.md page around the generated tables."""
+    return (
+        "# Benchmarks\n\n"
+        "Generated by `python benchmarks/bench_xla.py --docs docs/benchmarks.md` (the same code "
+        "as `qjaxiface bench`): PennyLane's built-in JAX boundary and qjaxiface's XLA executor on "
+        "the same QNode, side by side in one process. PennyLane's parameter-shift and adjoint "
+        "paths under `jit` are host callbacks; its backprop is traced. PennyLane's rows marked "
+        "`-` were skipped because one step takes minutes. See the "
+        "[performance guide](performance.md) for how to get these paths in your code.\n\n"
+        f"{markdown}\n"
+        f"![first call and steady time vs qubits]({image_dir}/qubits.png)\n\n"
+        f"![compile time vs depth]({image_dir}/depth_sweep.png)\n"
+    )
 
 
 def plot_depth(depth_rows, path: Path) -> bool:
@@ -216,30 +309,52 @@ def plot_depth(depth_rows, path: Path) -> bool:
     return True
 
 
-def run(quick: bool = False, out_dir: str | Path = "bench-results") -> None:
-    """Run the benchmarks and write results.json / results.md / depth_sweep.png to ``out_dir``."""
+def run(quick: bool = False, out_dir: str | Path = "bench-results", docs: str | None = None):
+    """Run the benchmarks and write results.json / results.md / PNG plots to ``out_dir``.
+
+    Args:
+        quick: n = 4, 8 and a short depth sweep (a minute or two) instead of the full set.
+        out_dir: folder for the results.
+        docs: also write this Markdown page (e.g. ``docs/benchmarks.md``), with its plots copied
+            into an ``img/`` folder beside it.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ns = (4, 8) if quick else (4, 8, 12, 16)
     repeats = 3 if quick else 5
-    layer_list = (1, 2, 3) if quick else (1, 2, 4, 6, 8, 10, 15, 20)
+    layer_list = (1, 2, 3) if quick else (1, 2, 4, 6, 8, 10, 12, 15, 20)
     grad_rows = bench_gradient(ns, repeats, print)
     depth_rows = bench_depth(8 if not quick else 4, layer_list, print)
     info = machine()
     (out / "results.json").write_text(
         json.dumps({"machine": info, "gradient": grad_rows, "depth": depth_rows}, indent=1)
     )
-    (out / "results.md").write_text(to_markdown(grad_rows, depth_rows, info))
+    markdown = to_markdown(grad_rows, depth_rows, info)
+    (out / "results.md").write_text(markdown)
+    plot_qubits(grad_rows, out / "qubits.png")
     plot_depth(depth_rows, out / "depth_sweep.png")
     print(f"wrote {out / 'results.md'}")
+    if docs:
+        page = Path(docs)
+        img = page.parent / "img"
+        img.mkdir(parents=True, exist_ok=True)
+        for name in ("qubits.png", "depth_sweep.png"):
+            if (out / name).exists():
+                shutil.copyfile(out / name, img / name)
+        page.write_text(docs_page(markdown, info, "img"))
+        print(f"wrote {page}")
+    return grad_rows, depth_rows
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="bench-results")
+    parser.add_argument(
+        "--docs", default=None, help="also write this page, e.g. docs/benchmarks.md"
+    )
     args = parser.parse_args(argv)
-    run(args.quick, args.out)
+    run(args.quick, args.out, args.docs)
 
 
 if __name__ == "__main__":

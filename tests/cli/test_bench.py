@@ -92,3 +92,19 @@ def test_repository_benchmarks_are_found(tmp_path, monkeypatch, clean_imports):
     monkeypatch.setattr(_cli_bench, "load_bench", lambda roots: module)
     assert main(["bench", "--quick", "--out", str(tmp_path)]) == 0
     assert calls == [(True, tmp_path)]
+
+
+def test_real_benchmarks_run_at_toy_size(tmp_path, clean_imports):
+    """The real benchmarks/bench_xla.py end to end on 2 qubits: rows, markdown, plots, docs page."""
+    bench = _cli_bench.load_bench([REPO])
+    rows = bench.bench_gradient((2,), 1, lambda line: None)
+    assert {r["method"] for r in rows} == set(bench.METHODS)
+    assert all(r["xla_route_ok"] and r["xla_steady"] > 0 and r["pl_steady"] > 0 for r in rows)
+    depth = bench.bench_depth(2, (1, 2), lambda line: None)
+    info = bench.machine()
+    markdown = bench.to_markdown(rows, depth, info)
+    assert "| 2 | parameter-shift |" in markdown and "| 2 | 12 |" in markdown
+    assert bench.plot_qubits(rows, tmp_path / "q.png") and (tmp_path / "q.png").stat().st_size
+    assert bench.plot_depth(depth, tmp_path / "d.png") and (tmp_path / "d.png").stat().st_size
+    page = bench.docs_page(markdown, info, "img")
+    assert page.startswith("# Benchmarks") and "img/qubits.png" in page
