@@ -269,7 +269,7 @@ def _stand_in(x) -> np.ndarray:
 def _build(tape, diff_method, kwargs, wire_order):
     program = TapeProgram(_detached(tape), wire_order)
     fn = program.broadcast(make_fn(program, diff_method, kwargs))
-    return jax.jit(fn)
+    return fn, jax.jit(fn)
 
 
 def _tape_function(tape, leaves, diff_method, kwargs, wire_order):
@@ -332,5 +332,10 @@ def xla_execute(
         leaves = tuple(jnp.asarray(x) for x in _leaves(tape))
         fn = _tape_function(tape, leaves, diff_method, gradient_kwargs, wire_order)
         key = keys[i] if tape.shots else None
-        results.append(fn(leaves, key))
+        plain, jitted = fn
+        # Inside a trace the caller's jit compiles everything anyway; calling the jitted copy
+        # there would make JAX trace the simulation twice (once to a jaxpr, once more to
+        # linearize that jaxpr under grad). Eager calls reuse the compiled copy.
+        traced = any(isinstance(x, jax.core.Tracer) for x in (*leaves, key))
+        results.append((plain if traced else jitted)(leaves, key))
     return tuple(results)

@@ -281,8 +281,8 @@ def make_shift_fn(program: TapeProgram, diff_method: str, kwargs: dict) -> Fn:
             spsa_kwargs = {"h": 1e-5, "approx_order": 2, "strategy": "center", **kwargs}
             # The finite-difference recipe, applied along random ±1 directions.
             recipe = _fd_recipe(spsa_kwargs)
-            rng = np.random.default_rng(kwargs.get("sampler_rng", kwargs.get("sampler_seed")))
-            spsa = {"num_directions": int(kwargs.get("num_directions", 1)), "rng": rng}
+            seed = kwargs.get("sampler_rng", kwargs.get("sampler_seed"))
+            spsa = {"num_directions": int(kwargs.get("num_directions", 1)), "seed": seed}
         units_all = dict.fromkeys(range(n), recipe)
 
     def rule_for(fn: Fn) -> Fn:
@@ -301,7 +301,10 @@ def make_shift_fn(program: TapeProgram, diff_method: str, kwargs: dict) -> Fn:
                 # Drawn at trace time: constants of the compiled function (as PennyLane draws
                 # directions when it builds the shifted tapes).
                 shape = (spsa["num_directions"], n_active)
-                spsa_now = {"directions": spsa["rng"].choice([-1.0, 1.0], size=shape)}
+                # As PennyLane's spsa_grad: a seed gives the same directions at every
+                # evaluation of the rule (a Generator is drawn from, as PennyLane does).
+                rng = np.random.default_rng(spsa["seed"])
+                spsa_now = {"directions": rng.choice([-1.0, 1.0], size=shape)}
             return shifted_rows_jvp(f, fn, leaves, key, t_leaves, units, spsa_now)
 
         f.defjvp(f_jvp, symbolic_zeros=True)
