@@ -52,7 +52,9 @@ def batched_pure_callback(
     ndims = [np.ndim(leaf) for leaf in leaves]
 
     def host(*flat):
-        flat = [np.asarray(x) for x in flat]
+        # Copies: JAX hands the callback read-only buffers, and C++ simulators (lightning's
+        # Hermitian expval) reject read-only arrays, while gradient code may write in place.
+        flat = [np.array(x) for x in flat]
         extra = flat[0].ndim - ndims[0] if flat else 0
         if extra == 0:
             return conform(run_many([jax.tree_util.tree_unflatten(treedef, flat)])[0], out_structs)

@@ -93,3 +93,17 @@ print(e.dtype, st.dtype, smp.dtype, g.dtype, round(float(g), 5))
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["float32", "complex64", "int32", "float32", str(round(-np.sin(0.5), 5))]
+
+
+@pytest.mark.parametrize("devname", ["lightning.qubit", "default.qubit"])
+def test_traced_hermitian_matrix_reaches_the_device_writable(devname):
+    """A jitted Hermitian matrix: the callback hands the device writable arrays (lightning's C++
+    expval rejects JAX's read-only buffers). Reference: <Z⊗Z> on |00> is 1."""
+    projector = np.array(qml.matrix(qml.Z(0) @ qml.Z(1)))
+
+    @qml.qnode(qml.device(devname, wires=2), interface="jax", diff_method="parameter-shift")
+    def circuit(matrix):
+        return qml.expval(qml.Hermitian(matrix, wires=[0, 1]))
+
+    with qjaxiface.installed(executor="device"):
+        np.testing.assert_allclose(jax.jit(circuit)(projector), 1.0, atol=1e-12)
