@@ -87,6 +87,12 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[],
     def refuse(reason: str):
         logger.debug("XLA executor not used (%s); using the device executor instead", reason)
 
+    tracker = getattr(device, "tracker", None)
+    if executor == "auto" and getattr(tracker, "active", False):
+        # The user is counting this device's executions; the XLA executor would make none.
+        refuse("a qml.Tracker is recording the device's executions")
+        return None
+
     try:
         from .xla import xla_execute, xla_unsupported_reason
     except ImportError as err:  # pragma: no cover - only in a broken install

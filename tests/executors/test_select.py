@@ -120,3 +120,38 @@ def test_device_wires_the_tape_does_not_fit_fall_back(caplog):
     ):
         _run(dev, tape, 0.3, executor="xla")
     assert any("rejects the tapes' wires" in m for m in _routes(caplog))
+
+
+def test_postselection_falls_back_and_matches_pennylane():
+    """Deferred postselection puts a Projector among the operations; default.qubit renormalizes
+    the state after it. Found by PennyLane's test_postselection_differentiation."""
+    dev = qml.device("default.qubit", wires=2)
+
+    @qml.qnode(dev, diff_method="backprop", interface="jax")
+    def circuit(phi, theta):
+        qml.RX(phi, wires=0)
+        qml.CNOT([0, 1])
+        qml.measure(wires=0, postselect=1)
+        qml.RX(theta, wires=1)
+        return qml.expval(qml.Z(1))
+
+    phi, theta = jnp.array(1.23), jnp.array(4.56)
+    # Postselecting wire 0 on |1> leaves wire 1 in |1>: <Z1> = -cos(theta), independent of phi.
+    with qjaxiface.installed():
+        value = jax.jit(circuit)(phi, theta)
+        grads = jax.jit(jax.grad(circuit, argnums=(0, 1)))(phi, theta)
+    np.testing.assert_allclose(value, -np.cos(4.56), atol=1e-10)
+    np.testing.assert_allclose(grads, [0.0, np.sin(4.56)], atol=1e-10)
+
+
+def test_active_tracker_keeps_auto_on_the_device(caplog):
+    """qml.Tracker counts device executions: while one records, "auto" runs on the device."""
+    dev = qml.device("default.qubit")
+    with caplog.at_level(logging.DEBUG, logger="qjaxiface"), qml.Tracker(dev) as tracker:
+        res = _run(dev, _rx, 0.3)
+    assert tracker.totals["executions"] == 1
+    assert any("Tracker" in m for m in _routes(caplog))
+    np.testing.assert_allclose(res, np.cos(0.3), atol=1e-12)
+    with qml.Tracker(dev) as tracker:
+        _run(dev, _rx, 0.3, executor="xla")
+    assert tracker.totals == {}  # asked for explicitly: no device executions to count

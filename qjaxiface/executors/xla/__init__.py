@@ -159,6 +159,10 @@ def xla_unsupported_reason(tape: qml.tape.QuantumScript, diff_method: str | None
             continue
         if op.name in NO_OPS:
             continue
+        if op.name in ("Projector", "BasisStateProjector", "StateVectorProjector"):
+            # Postselection (deferred mid-circuit measurements): default.qubit renormalizes the
+            # projected state, which a matrix product would not.
+            return f"operation {op.name} (postselection) is not supported"
         if isinstance(op, qml.operation.Channel) or not (op.has_matrix or op.name == "GlobalPhase"):
             return f"operation {op.name} has no matrix (mid-circuit measurements, channels, ...)"
         try:

@@ -28,6 +28,7 @@ def test_supported(method):
         (qml.tape.QuantumScript([qml.RX(0.2, 0)], [qml.vn_entropy(wires=[0])]), None, "not supported"),
         (qml.tape.QuantumScript([qml.AmplitudeDamping(0.1, 0)], [qml.expval(qml.Z(0))]), None, "no matrix"),
         (qml.tape.QuantumScript([qml.RX(0.2, 0), qml.StatePrep([1, 0], 0)], [qml.expval(qml.Z(0))]), None, "first"),
+        (qml.tape.QuantumScript([qml.RX(0.2, 0), qml.Projector([1], 0)], [qml.expval(qml.Z(0))]), None, "postselection"),
     ],
 )  # fmt: skip
 def test_reasons(tape, method, words):
