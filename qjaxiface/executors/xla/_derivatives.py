@@ -261,8 +261,20 @@ def map_rows(f: Fn, stacked: list, in_axes: list, keys, key_axis, bytes_per_row:
             full[j] = v
         return f(tuple(full), row_key)
 
-    xs = ([stacked[j] for j in batched], keys)
-    return jax.lax.map(one, xs, batch_size=chunk)
+    # Equal chunks, padded by repeating the first row: lax.map(batch_size=...) would trace the
+    # circuit a second time for a remainder chunk, doubling the compile time.
+    n_chunks = -(-n_rows // chunk)
+    size = -(-n_rows // n_chunks)
+    pad = n_chunks * size - n_rows
+
+    def chunked(x):
+        if pad:
+            x = jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)])
+        return x.reshape((n_chunks, size, *x.shape[1:]))
+
+    xs = jax.tree.map(chunked, ([stacked[j] for j in batched], keys))
+    out = jax.lax.map(jax.vmap(one), xs)
+    return jax.tree.map(lambda y: y.reshape((n_chunks * size, *y.shape[2:]))[:n_rows], out)
 
 
 def make_shift_fn(program: TapeProgram, diff_method: str, kwargs: dict) -> Fn:
