@@ -19,6 +19,8 @@ The pipeline, top to bottom:
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Literal
@@ -41,8 +43,10 @@ from .boundary._common import FirstOrderJacobians
 from .boundary.eager import executor_name, traced_jvp_execute
 from .counts import counts_as_samples, has_counts
 from .detect import resolve_interface, validate_interface
-from .executors import select_xla
+from .executors import might_use_xla, select_xla
 from .params import mark_jax_parameters_trainable
+
+logger = logging.getLogger("qjaxiface")
 
 ExecutorChoice = Literal["auto", "device", "xla"]
 _EXECUTORS = ("auto", "device", "xla")
@@ -160,10 +164,45 @@ def execute(
     if iface == "jax-jit" and has_counts(tapes):
         tapes, counts_post = counts_as_samples(tapes, device)
 
-    outer, inner = _setup_transform_program(device, config, cache, cachesize)
-    tapes, outer_post = outer(tapes)
-    results = _run(tapes, device, config, inner, iface, executor)
-    return user_post(counts_post(outer_post(results)))
+    results = _run_on_xla(tapes, device, config, iface, executor)
+    if results is None:
+        outer, inner = _setup_transform_program(device, config, cache, cachesize)
+        tapes, outer_post = outer(tapes)
+        results = outer_post(_run(tapes, device, config, inner, iface, executor))
+    return user_post(counts_post(results))
+
+
+def _run_on_xla(tapes, device, config, iface: str, executor: str):
+    """The results from the XLA executor, or ``None`` when it does not take the call.
+
+    The tapes are preprocessed for plain execution rather than for ``diff_method``: the XLA
+    executor differentiates any gate with a matrix, so it needs no decomposition into gates
+    with generators (default.qubit's adjoint preprocessing turns each ``Rot`` into three
+    rotations, tripling the compiled program) nor gradient-transform expansions. Where it
+    declines, the call goes through the device pipeline, preprocessed for ``diff_method``.
+    """
+    if not might_use_xla(device, iface, executor):
+        return None
+    # The device's preprocessing for plain execution (gradient_method=None: no method-specific
+    # decompositions or checks). Gradient expansions and caching of device executions do not
+    # apply to the XLA executor.
+    plain = dataclasses.replace(
+        config,
+        gradient_method=None,
+        use_device_gradient=False,
+        use_device_jacobian_product=False,
+        grad_on_execution=False,
+    )
+    try:
+        xla_tapes, post = device.preprocess_transforms(plain)(tapes)
+    except Exception as err:  # the device pipeline raises it again, where PennyLane would
+        logger.debug("XLA executor not used (preprocessing failed: %s)", err)
+        return None
+    xla_fn = select_xla(xla_tapes, device, config, iface, executor)
+    if xla_fn is None:
+        return None
+    log_entry(iface, "traced", "xla", len(xla_tapes))
+    return post(xla_fn())
 
 
 def _check_batch_sizes(tapes) -> None:
@@ -201,11 +240,6 @@ def _make_inner_execute(device, inner: CompilePipeline, config) -> Callable:
 
 
 def _run(tapes, device, config, inner, iface: str, executor: str):
-    xla_fn = select_xla(tapes, device, config, iface, executor)
-    if xla_fn is not None:
-        log_entry(iface, "traced", "xla", len(tapes))
-        return xla_fn()
-
     inner_execute = _make_inner_execute(device, inner, config)
     if config.gradient_method == "backprop":
         log_entry(iface, "traced", executor_name(device), len(tapes))

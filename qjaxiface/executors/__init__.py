@@ -72,6 +72,13 @@ def _prng_key(device):
     return device.get_prng_keys()[0]
 
 
+def might_use_xla(device, iface: str, executor: str) -> bool:
+    """Cheap pre-check: could :func:`select_xla` pick the XLA executor for this call at all?"""
+    if executor == "device":
+        return False
+    return executor == "xla" or (iface == "jax-jit" and _runs_as_default_qubit(device))
+
+
 def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[], tuple] | None:
     """A thunk running ``tapes`` on the XLA executor, or ``None`` to use the device executor.
 
@@ -79,9 +86,7 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[],
     with a JAX PRNG key); ``"xla"`` selects it wherever it can run; ``"device"`` never. Every
     refusal is logged at DEBUG level with its reason.
     """
-    if executor == "device":
-        return None
-    if executor == "auto" and not (iface == "jax-jit" and _runs_as_default_qubit(device)):
+    if not might_use_xla(device, iface, executor):
         return None
 
     def refuse(reason: str):
