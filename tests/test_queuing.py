@@ -13,6 +13,15 @@ import qjaxiface
 from qjaxiface import _queuing
 
 
+def _together(*targets, timeout=30.0):
+    """Run the targets in threads at once and wait for all of them."""
+    threads = [threading.Thread(target=t) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+
+
 def _record_while_another_thread_builds_ops():
     """Thread A records a circuit; while it is inside the recording, thread B builds operators
     (with and without stop_recording). Returns A's recorded operations."""
@@ -35,11 +44,7 @@ def _record_while_another_thread_builds_ops():
             qml.CNOT([0, 1])  # after B's stop_recording block: must still be recorded
         recorded["ops"] = [type(o).__name__ for o in q.queue]
 
-    threads = [threading.Thread(target=record), threading.Thread(target=other)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    _together(record, other)
     return recorded["ops"]
 
 
@@ -103,11 +108,7 @@ def test_qnode_recorded_while_another_thread_executes_tapes(executor):
         gate.set()
 
     with qjaxiface.installed(executor=executor):
-        threads = [threading.Thread(target=run_slow), threading.Thread(target=run_fast)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        _together(run_slow, run_fast)
     assert out["gate_opened"]
     np.testing.assert_allclose(out["slow"], np.cos(0.4), atol=1e-10)
     np.testing.assert_allclose(out["fast"], -np.sin(0.4), atol=1e-10)
