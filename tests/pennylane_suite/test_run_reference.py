@@ -1,0 +1,46 @@
+"""run_reference.py's report: outcomes from JUnit XML and the comparison of two runs."""
+
+from __future__ import annotations
+
+import run_reference
+
+XML = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest">{cases}</testsuite></testsuites>"""
+
+
+def _case(name, child=""):
+    cls = "workflow.interfaces.qnode.test_jax_qnode.TestJIT"
+    return f'<testcase classname="{cls}" name="{name}">{child}</testcase>'
+
+
+def _write(path, cases):
+    path.write_text(XML.format(cases="".join(cases)))
+
+
+def test_outcomes_and_node_ids(tmp_path):
+    _write(
+        tmp_path / "a.xml",
+        [
+            _case("test_ok"),
+            _case("test_bad", '<failure message="boom">tb</failure>'),
+            _case("test_skip", '<skipped type="pytest.skip" message="no"/>'),
+            _case("test_xf", '<skipped type="pytest.xfail" message="known"/>'),
+        ],
+    )
+    got = run_reference.outcomes(tmp_path / "a.xml")
+    prefix = "workflow/interfaces/qnode/test_jax_qnode.py::TestJIT::"
+    assert got == {
+        prefix + "test_ok": "passed",
+        prefix + "test_bad": "failed",
+        prefix + "test_skip": "skipped",
+        prefix + "test_xf": "xfailed",
+    }
+
+
+def test_compare_fails_only_when_a_passing_test_breaks(tmp_path, capsys):
+    _write(tmp_path / "baseline.xml", [_case("test_a"), _case("test_b", "<skipped/>")])
+    _write(tmp_path / "qjaxiface.xml", [_case("test_a"), _case("test_b")])
+    assert run_reference.compare(tmp_path) == 0  # skipped -> passed is not a regression
+    _write(tmp_path / "qjaxiface.xml", [_case("test_a", '<error message="x"/>'), _case("test_b")])
+    assert run_reference.compare(tmp_path) == 1
+    assert "passed -> error" in capsys.readouterr().out
