@@ -391,19 +391,36 @@ def gate_values(gates: Sequence[Gate], params: Sequence[Sequence[Array]]) -> lis
 
 
 def gate_value_derivatives(gates: Sequence[Gate], params: Sequence[Sequence[Array]]) -> list:
-    """Per gate, the list ``[d value / d θ_k for k]`` (vectorized like :func:`gate_values`)."""
+    """Per gate, the list ``[d value / d θ_k for k]`` (vectorized like :func:`gate_values`).
+
+    ``None`` for integer-valued parameters, which have no derivative.
+    """
+
+    def inexact(x) -> bool:
+        return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+
+    def tangent(x, on: bool):
+        if not inexact(x):  # integer parameters (e.g. an int matrix) have no derivative
+            return np.zeros(jnp.shape(x), jax.dtypes.float0)
+        return jnp.ones_like(x) if on else jnp.zeros_like(x)
 
     def tangents(p, k):
-        return tuple(jnp.ones_like(x) if i == k else jnp.zeros_like(x) for i, x in enumerate(p))
+        return tuple(tangent(x, i == k) for i, x in enumerate(p))
 
     def one(gate, p):
         return [
-            jax.jvp(lambda q: gate.fn(q), (tuple(p),), (tangents(p, k),))[1] for k in range(len(p))
+            jax.jvp(lambda q: gate.fn(q), (tuple(p),), (tangents(p, k),))[1]
+            if inexact(p[k])
+            else None
+            for k in range(len(p))
         ]
 
     def many(fn, stacked):
         vfn = jax.vmap(lambda *q: fn(q))
-        return [jax.jvp(vfn, tuple(stacked), tangents(stacked, k))[1] for k in range(len(stacked))]
+        return [
+            jax.jvp(vfn, tuple(stacked), tangents(stacked, k))[1] if inexact(stacked[k]) else None
+            for k in range(len(stacked))
+        ]
 
     return _grouped(gates, params, one, many)
 

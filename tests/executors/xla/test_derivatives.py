@@ -175,3 +175,18 @@ def test_shift_rows_in_chunks_match_unchunked(monkeypatch, params, chunk_bytes):
     chunked = jax.jit(jax.jacobian(f))(*params)
     xla.clear_cache()
     np.testing.assert_allclose(chunked, full, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["backprop", "parameter-shift", "adjoint", "finite-diff"])
+def test_integer_matrix_parameter_is_a_constant(method):
+    """An int-valued QubitUnitary next to a trainable angle (PennyLane's test_matrix_parameter):
+    d<Z>/da of X then RY(a) on |0> is sin(a)."""
+
+    def f(u, a):
+        ops = [qml.QubitUnitary(u, wires=0), qml.RY(a, wires=0)]
+        tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0))])
+        return xla_execute([tape], diff_method=method)[0]
+
+    u = jnp.array([[0, 1], [1, 0]])
+    grad = jax.jit(jax.grad(f, argnums=1))(u, jnp.asarray(0.1))
+    np.testing.assert_allclose(grad, np.sin(0.1), atol=1e-6 if method == "finite-diff" else 1e-12)
