@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pennylane as qml
 from pennylane.math import Interface
 
-from . import _queuing
+from . import _threads
 from .execution import _EXECUTORS, execute
 
 # Modules that bind the name ``execute`` to PennyLane's workflow entry point.
@@ -92,9 +92,10 @@ def install(executor: str = "auto") -> None:
     :func:`qjaxiface.execute`; other interfaces are untouched. Calling it again only updates
     ``executor``.
 
-    It also makes PennyLane's operator queuing thread-affine (see :mod:`qjaxiface._queuing`):
-    a QNode recording its circuit in one thread no longer captures operators that another
-    thread constructs at the same moment, so QNodes can be called from several threads.
+    It also makes PennyLane's operator queuing and QNode call state thread-affine (see
+    :mod:`qjaxiface._threads`): a QNode recording its circuit in one thread no longer captures
+    operators that another thread constructs at the same moment, and one QNode object can be
+    called from several threads at once.
 
     Args:
         executor (str): ``"auto"``, ``"xla"`` or ``"device"``; see :func:`qjaxiface.execute`.
@@ -131,7 +132,7 @@ def install(executor: str = "auto") -> None:
             module = importlib.import_module(name)
             module.execute = _make_router(originals[name], executor)
         _state = _Installation(executor=executor, originals=originals)
-        _queuing.patch()
+        _threads.patch()
 
 
 def uninstall() -> None:
@@ -142,7 +143,7 @@ def uninstall() -> None:
             return
         for name, original in _state.originals.items():
             importlib.import_module(name).execute = original
-        _queuing.unpatch()
+        _threads.unpatch()
         _state = None
 
 
