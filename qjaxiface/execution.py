@@ -20,7 +20,6 @@ The pipeline, top to bottom:
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Literal
@@ -43,10 +42,8 @@ from .boundary._common import FirstOrderJacobians
 from .boundary.eager import executor_name, traced_jvp_execute
 from .counts import counts_as_samples, has_counts
 from .detect import resolve_interface, validate_interface
-from .executors import might_use_xla, select_xla
+from .executors import log_refusal, might_use_xla, select_xla
 from .params import mark_jax_parameters_trainable
-
-logger = logging.getLogger("qjaxiface")
 
 ExecutorChoice = Literal["auto", "device", "xla"]
 _EXECUTORS = ("auto", "device", "xla")
@@ -196,7 +193,7 @@ def _run_on_xla(tapes, device, config, iface: str, executor: str):
     try:
         xla_tapes, post = device.preprocess_transforms(plain)(tapes)
     except Exception as err:  # the device pipeline raises it again, where PennyLane would
-        logger.debug("XLA executor not used (preprocessing failed: %s)", err)
+        log_refusal(f"the device's preprocessing failed: {err}")
         return None
     xla_fn = select_xla(xla_tapes, device, config, iface, executor)
     if xla_fn is None:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from functools import partial
 
 import pennylane as qml
-from pennylane.devices.preprocess import validate_device_wires
 
 logger = logging.getLogger("qjaxiface")
 
@@ -72,6 +71,11 @@ def _prng_key(device):
     return device.get_prng_keys()[0]
 
 
+def log_refusal(reason: str) -> None:
+    """The DEBUG record saying why a call does not run on the XLA executor."""
+    logger.debug("XLA executor not used (%s); using the device executor instead", reason)
+
+
 def might_use_xla(device, iface: str, executor: str) -> bool:
     """Cheap pre-check: could :func:`select_xla` pick the XLA executor for this call at all?"""
     if executor == "device":
@@ -82,6 +86,9 @@ def might_use_xla(device, iface: str, executor: str) -> bool:
 def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[], tuple] | None:
     """A thunk running ``tapes`` on the XLA executor, or ``None`` to use the device executor.
 
+    ``tapes`` have been through the device's preprocessing (device wires filled in and
+    checked), as in :func:`qjaxiface.execution._run_on_xla`.
+
     ``executor="auto"`` selects XLA for default.qubit under ``jit`` (analytic, or finite shots
     with a JAX PRNG key); ``"xla"`` selects it wherever it can run; ``"device"`` never. Every
     refusal is logged at DEBUG level with its reason.
@@ -89,8 +96,7 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[],
     if not might_use_xla(device, iface, executor):
         return None
 
-    def refuse(reason: str):
-        logger.debug("XLA executor not used (%s); using the device executor instead", reason)
+    refuse = log_refusal
 
     tracker = getattr(device, "tracker", None)
     if executor == "auto" and getattr(tracker, "active", False):
@@ -124,15 +130,6 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[],
             refuse("finite shots need a JAX PRNG key on the device, e.g. seed=jax.random.key(0)")
             return None
     wires = getattr(device, "wires", None)
-    if wires:
-        # With gradient transforms the device's preprocessing runs inside the boundary, so
-        # measurements without wires (qml.probs(), qml.state()) still mean "all device wires",
-        # not "the tape's wires". Fill them in as default.qubit's validate_device_wires does.
-        try:
-            tapes = tuple(validate_device_wires(t, wires=wires)[0][0] for t in tapes)
-        except qml.exceptions.WireError as err:
-            refuse(f"the device rejects the tapes' wires ({err})")
-            return None
     for tape in tapes:
         reason = xla_unsupported_reason(tape, diff_method)
         if reason is not None:

@@ -37,7 +37,6 @@ from ._ops import (
     apply_gate,
     elementwise_gates,
     full_matrix,
-    gate_value,
     gate_value_derivatives,
     inverse_values,
     transition_matrix,
@@ -369,10 +368,6 @@ def adjoint_jacobian(program: TapeProgram, leaves: tuple, active: list[int]):
     # The bras are carried conjugated: un-applying U from conj(bra) is applying U^T.
     bras = jnp.conj(jnp.stack([apply_observable(o, state, program.axis_of) for o in obs]))
     gates = [g for g, _, _ in program.gates]
-    values = [
-        gate_value(g, leaves[sl]) if v is None and g.kind in ("matrix", "diag", "phase") else v
-        for (g, sl, _), v in zip(program.gates, values)
-    ]
     dagger, transposed = inverse_values(gates, values)
     col = {j: i for i, j in enumerate(active)}
     single = bras.shape[0] == 1
