@@ -41,7 +41,7 @@ from ._ops import (
     inverse_values,
     transition_matrix,
 )
-from ._sharding import shard_rows, sharding_devices
+from ._sharding import replicate_over_rows_mesh, shard_rows, sharding_devices
 from ._simulate import TapeProgram
 
 Array = Any
@@ -168,6 +168,7 @@ def shifted_rows_jvp(
     out = f(leaves, key)
     active = [j for j in sorted(units) if not _is_zero(tangents[j])]
     tan = None
+    sharded = False
     if active:
         # rows: one shifted parameter vector per recipe term (per direction for SPSA).
         mult = []  # (R, U)
@@ -218,6 +219,7 @@ def shifted_rows_jvp(
         else:
             keys, key_axis = None, None
         stacked, keys = shard_rows(stacked, in_axes, keys)
+        sharded = bool(sharding_devices())
         with elementwise_gates():
             rows_out = map_rows(f, stacked, in_axes, keys, key_axis, state_size(leaves, raw))
         rows_out = jax.tree.map(lambda x: x[:n_rows], rows_out)  # drop sharding padding
@@ -227,6 +229,8 @@ def shifted_rows_jvp(
             b = jnp.dot(jnp.asarray(base_weight), t_vec)
             tan = _add(tan, jax.tree.map(lambda x: b.astype(x.dtype) * x, out))
     tan = _add(tan, _autodiff_rest(raw, leaves, key, tangents, set(units)))
+    if sharded:
+        out, tan = replicate_over_rows_mesh((out, tan))
     return out, _tangent_out(out, tan)
 
 

@@ -58,3 +58,27 @@ def shard_rows(stacked: list, in_axes: list, keys: Any) -> tuple[list, Any]:
     if keys is not None:
         keys = prep(keys)
     return stacked, keys
+
+
+def replicate_over_rows_mesh(tree: Any) -> Any:
+    """Constrain the inexact array leaves of ``tree`` to be replicated over the rows mesh.
+
+    A shift rule's tangent is contracted from sharded rows, its primal is not. jax 0.7.x records
+    the mesh of a ``NamedSharding`` constraint in the abstract value of everything computed
+    from it, and its ``custom_jvp`` check compares those avals with ``==``: the tangent
+    ``float32[]`` on the ``rows`` mesh is then "not the tangent type" of the primal
+    ``float32[]`` (a ``TypeError`` on every multi-device jit). Putting primal and tangent on the
+    same replicated mesh makes the avals equal on every JAX; from jax 0.8 the constraint is
+    free (XLA already replicates the contracted result). Remove with jax 0.7 support.
+    """
+    devices = sharding_devices()
+    if not devices:
+        return tree
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("rows",)), PartitionSpec())
+
+    def put(x):
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact):
+            return jax.lax.with_sharding_constraint(x, sharding)
+        return x
+
+    return jax.tree.map(put, tree)
