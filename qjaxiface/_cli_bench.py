@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import sys
 from collections.abc import Iterable, Sequence
@@ -89,15 +90,18 @@ def load_bench(roots: Sequence[Path]) -> ModuleType:
         )
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    package = sys.modules.get("benchmarks")
-    package_dirs = [Path(p).resolve() for p in getattr(package, "__path__", [])]
-    if package is not None and package_dirs != [root / "benchmarks"]:
-        # Another folder's "benchmarks" was imported earlier; import this checkout's instead.
-        for name in [n for n in sys.modules if n == "benchmarks" or n.startswith("benchmarks.")]:
-            del sys.modules[name]
+    # Loaded from its path, not imported by name: benchmarks/ has no __init__.py, and a
+    # regular "benchmarks" package elsewhere on sys.path (xdsl, which Catalyst installs, ships
+    # one) would win over a namespace package whatever the order of sys.path.
+    for name in [n for n in sys.modules if n == "benchmarks" or n.startswith("benchmarks.")]:
+        del sys.modules[name]
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, root / BENCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MODULE_NAME] = module
     try:
-        module = importlib.import_module(MODULE_NAME)
+        spec.loader.exec_module(module)
     except Exception as exc:
+        del sys.modules[MODULE_NAME]
         raise BenchmarksUnavailable(
             f"importing {root / BENCH_FILE} failed: {type(exc).__name__}: {exc}"
         ) from exc
