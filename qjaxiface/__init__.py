@@ -18,13 +18,17 @@ devices are reached through ``jax.pure_callback`` with exact result shapes.
 -0.479426
 """
 
-from ._version import __version__
-from .boundary import jax_jit_jvp_execute, jax_jit_vjp_execute, jax_jvp_execute, jax_vjp_execute
-from .detect import get_jax_interface_name
-from .execution import execute
-from .faults import reraise_device_errors
-from .params import set_parameters_on_copy
-from .pennylane_hook import install, installed, is_installed, uninstall
+from ._compat import check_jax_version
+
+check_jax_version()  # a JAX outside the supported range fails here, not inside a gradient
+
+from ._version import __version__  # noqa: E402
+from .boundary import jax_jit_jvp_execute, jax_jit_vjp_execute, jax_jvp_execute, jax_vjp_execute  # noqa: E402
+from .detect import get_jax_interface_name  # noqa: E402
+from .execution import execute  # noqa: E402
+from .faults import reraise_device_errors  # noqa: E402
+from .params import set_parameters_on_copy  # noqa: E402
+from .pennylane_hook import install, installed, is_installed, uninstall  # noqa: E402
 
 __all__ = [
     "__version__",

@@ -2,8 +2,10 @@
 
 The report lists what usually explains a bug report: package versions, the JAX backend and its
 devices, the x64 setting, the PennyLane devices that are installed (entry points of the group
-``"pennylane.plugins"``) and whether the qjaxiface hook is installed. The self-test runs one
-jitted gradient through qjaxiface and compares it with the analytic value.
+``"pennylane.plugins"``), whether the qjaxiface hook is installed, and where the installed
+JAX/PennyLane pair stands: inside the tested range or not, and which known incompatibilities
+qjaxiface works around in it. The self-test takes eager and jitted gradients on the callback path
+and on the XLA path, and compares each with the analytic value and the route qjaxiface logged.
 
 **Example**
 
@@ -27,7 +29,18 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-__all__ = ["SelfTestResult", "environment_report", "pennylane_devices", "run_doctor", "self_test"]
+from .detect import custom_rule_traces_primals
+
+__all__ = [
+    "SELF_TEST_CHECKS",
+    "SelfTestCheck",
+    "SelfTestResult",
+    "compatibility_report",
+    "environment_report",
+    "pennylane_devices",
+    "run_doctor",
+    "self_test",
+]
 
 _PACKAGES = ("jax", "jaxlib", "pennylane", "pennylane_lightning", "qjaxiface")
 
@@ -80,7 +93,8 @@ def environment_report() -> dict[str, Any]:
 
     Returns:
         dict: keys ``"python"``, ``"versions"``, ``"backend"``, ``"devices"``, ``"x64"``,
-        ``"pennylane_devices"`` and ``"hook_installed"``.
+        ``"pennylane_devices"``, ``"hook_installed"`` and ``"compatibility"`` (see
+        :func:`compatibility_report`).
     """
     import jax
 
@@ -95,6 +109,62 @@ def environment_report() -> dict[str, Any]:
         "x64": bool(jax.config.jax_enable_x64),
         "pennylane_devices": pennylane_devices(),
         "hook_installed": _hook_state(),
+        "compatibility": compatibility_report(),
+    }
+
+
+def compatibility_report() -> dict[str, Any]:
+    """Where the installed JAX and PennyLane stand, and the workarounds qjaxiface applies.
+
+    Returns:
+        dict: ``"jax"`` and ``"pennylane"`` (``"tested"``, ``"newer"``, ``"too old"`` or
+        ``"untested"``), ``"jax_range"``, ``"pennylane_range"``, ``"workarounds"`` (sentences)
+        and ``"capture"`` (whether ``qml.capture`` is enabled).
+
+    **Example**
+
+    >>> compatibility_report()["jax"] in ("tested", "newer")
+    True
+    """
+    import jax
+    import pennylane as qml
+
+    from . import _compat
+
+    pl = _compat.version_tuple(qml.__version__)
+    workarounds = []
+    missing = _compat.missing_jax_core_names()
+    if missing:
+        workarounds.append(
+            f"PennyLane {qml.__version__} relies on jax.core names this JAX lacks "
+            f"({', '.join(missing)}): qjaxiface routes around them while installed and during "
+            "qjaxiface.execute (eager bindings hand devices NumPy values; argnum transforms "
+            "and qml.math get a scoped shim, see docs/compatibility.md)"
+        )
+    broken = _compat.unprovidable_jax_core_names()
+    if broken:
+        workarounds.append(
+            f"NOT worked around: this JAX has no {', '.join(broken)} anywhere; PennyLane code "
+            "that calls it fails with this JAX"
+        )
+    if _compat.version_tuple(jax.__version__) < (0, 8):
+        workarounds.append(
+            "jax 0.7: shift-rule tangents are put on the rows mesh of the primal, so row "
+            "sharding over several devices passes JAX's custom_jvp type check"
+        )
+        workarounds.append(
+            "jax 0.7: XLA:CPU compiles 1.7-2.6x slower than jax 0.10 at its default LLVM "
+            "optimization; XLA_FLAGS=--xla_backend_optimization_level=1 (set before JAX starts) "
+            "matches jax 0.10's compile time; backprop and adjoint steps stay about the same, "
+            "parameter-shift steps get about 1.6x slower (docs/compatibility.md)"
+        )
+    return {
+        "jax": _compat.jax_support(),
+        "jax_range": _compat.supported_range(),
+        "pennylane": "tested" if (0, 45) <= pl < (0, 46) else "untested",
+        "pennylane_range": f"pennylane{_compat.PENNYLANE_RANGE}",
+        "workarounds": workarounds,
+        "capture": bool(qml.capture.enabled()),
     }
 
 
@@ -104,6 +174,7 @@ class SelfTestResult:
 
     Attributes:
         passed: whether every check passed.
+        check: what was exercised, e.g. ``"callback path, eager"``.
         diff_method: the differentiation method of the test QNode.
         x: the input of the test circuit.
         value: the gradient qjaxiface returned (``nan`` if the call failed).
@@ -114,6 +185,7 @@ class SelfTestResult:
     """
 
     passed: bool
+    check: str
     diff_method: str
     x: float
     value: float
@@ -132,20 +204,78 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@dataclass(frozen=True)
+class SelfTestCheck:
+    """One self-test case: a gradient of ``RX(x) -> <Z>`` taken one way through qjaxiface.
+
+    Attributes:
+        label: what it exercises, for the report.
+        diff_method: the QNode's differentiation method.
+        executor: the ``executor`` qjaxiface is installed with.
+        jit: ``jax.jit(jax.grad(f))`` when true, eager ``jax.grad(f)`` otherwise.
+        route: a fragment the logged boundary entry must contain (the path really taken).
+    """
+
+    label: str
+    diff_method: str
+    executor: str
+    jit: bool
+    route: str
+
+
+#: The self-test matrix: eager and jitted gradients on the callback and XLA paths, and backprop.
+SELF_TEST_CHECKS = (
+    SelfTestCheck(
+        "callback path, eager",
+        "parameter-shift",
+        "device",
+        False,
+        # Under jax_custom_jvp3 JAX stages custom rules, so eager calls use the callback binding.
+        "interface=jax binding=callback+custom_jvp"
+        if custom_rule_traces_primals("jvp")
+        else "interface=jax binding=custom_jvp",
+    ),
+    SelfTestCheck("callback path, jit", "parameter-shift", "device", True, "binding=callback"),
+    SelfTestCheck(
+        "XLA path, eager",
+        "parameter-shift",
+        "xla",
+        False,
+        "interface=jax binding=traced executor=xla",
+    ),
+    SelfTestCheck(
+        "XLA path, jit", "adjoint", "auto", True, "interface=jax-jit binding=traced executor=xla"
+    ),
+    SelfTestCheck("backprop, jit", "backprop", "device", True, "binding=traced executor=device"),
+)
+
+
 def self_test(
-    x: float = 0.7, atol: float = 1e-5, diff_method: str = "parameter-shift"
+    x: float = 0.7,
+    atol: float = 1e-5,
+    diff_method: str = "parameter-shift",
+    *,
+    executor: str = "auto",
+    jit: bool = True,
+    route: str = "boundary entry",
+    check: str | None = None,
 ) -> SelfTestResult:
-    """Differentiate ``RX(x) -> <Z>`` with ``jax.jit(jax.grad(...))`` through qjaxiface.
+    """Differentiate ``RX(x) -> <Z>`` through qjaxiface, eagerly or under ``jax.jit``.
 
     The QNode uses ``default.qubit`` and ``interface="auto"``; the call runs inside
-    :func:`qjaxiface.installed`, so PennyLane routes it through qjaxiface. The check passes when
-    the gradient equals ``-sin(x)`` within ``atol`` and the hook is active inside the context
-    and restored after it.
+    :func:`qjaxiface.installed` with ``executor``, so PennyLane routes it through qjaxiface.
+    The check passes when the gradient equals ``-sin(x)`` within ``atol``, a logged boundary
+    entry contains ``route`` (the path that was meant to be exercised was taken), and the hook
+    is active inside the context and restored after it.
 
     Args:
         x: the point at which the gradient is taken.
         atol: the absolute tolerance (float32 by default in JAX).
         diff_method: the QNode's differentiation method.
+        executor: the executor qjaxiface is installed with.
+        jit: take ``jax.jit(jax.grad(f))`` (true) or eager ``jax.grad(f)`` (false).
+        route: a fragment that one logged boundary entry must contain.
+        check: a label for the report (default: derived from the arguments).
 
     Returns:
         SelfTestResult: the outcome; it never raises for a failing check.
@@ -155,7 +285,10 @@ def self_test(
     >>> result = self_test()
     >>> result.passed, round(result.expected, 6)
     (True, -0.644218)
+    >>> self_test(jit=False, executor="device").passed
+    True
     """
+    check = check or f"{diff_method}, {'jit' if jit else 'eager'}, executor={executor}"
     start = time.perf_counter()
     expected = -math.sin(x)
     problems: list[str] = []
@@ -178,18 +311,21 @@ def self_test(
             qml.RX(theta, wires=0)
             return qml.expval(qml.Z(0))
 
+        gradient = jax.grad(circuit)
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
-        with warnings.catch_warnings(), qjaxiface.installed():
+        with warnings.catch_warnings(), qjaxiface.installed(executor):
             # default.qubit asks for complex128 when x64 is off; JAX warns and uses complex64.
             warnings.filterwarnings("ignore", message=".*requested in astype is not available.*")
             if not qjaxiface.is_installed():
                 problems.append("qjaxiface.is_installed() is False inside qjaxiface.installed()")
-            value = float(jax.jit(jax.grad(circuit))(jnp.asarray(x)))
+            value = float((jax.jit(gradient) if jit else gradient)(jnp.asarray(x)))
         if qjaxiface.is_installed() != before:
             problems.append("qjaxiface.installed() did not restore the previous hook state")
         if not math.isfinite(value) or abs(value - expected) > atol:
             problems.append(f"gradient {value!r} differs from -sin(x) = {expected!r}")
+        if not any(route in message for message in handler.messages):
+            problems.append(f"no logged boundary entry contains {route!r}: another path ran")
     except Exception as exc:
         problems.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -197,6 +333,7 @@ def self_test(
         logger.setLevel(old_level)
     return SelfTestResult(
         passed=not problems,
+        check=check,
         diff_method=diff_method,
         x=x,
         value=value,
@@ -232,13 +369,26 @@ def _print_report(report: dict[str, Any], out: Callable[[str], None]) -> None:
             out(line)
     out("")
     out(f"qjaxiface hook installed: {report['hook_installed']}")
+    compat = report["compatibility"]
+    out("")
+    out("Compatibility")
+    out(f"  {'jax':<22}{compat['jax']} (supported: {compat['jax_range']})")
+    out(f"  {'pennylane':<22}{compat['pennylane']} (supported: {compat['pennylane_range']})")
+    out(f"  {'program capture':<22}{'enabled' if compat['capture'] else 'off'}")
+    if compat["capture"]:
+        out("    captured QNodes run on PennyLane's capture path, not through qjaxiface")
+    if not compat["workarounds"]:
+        out(f"  {'workarounds':<22}none needed")
+    for item in compat["workarounds"]:
+        for i, line in enumerate(textwrap.wrap(item, width=92)):
+            out(("  - " if i == 0 else "    ") + line)
 
 
 def _print_self_test(result: SelfTestResult, out: Callable[[str], None]) -> None:
     verdict = "PASS" if result.passed else "FAIL"
     out(
-        f"  {result.diff_method:<16} got {result.value:.6f}, expected {result.expected:.6f}"
-        f"  {verdict} ({result.seconds:.1f} s)"
+        f"  {result.check:<22} {result.diff_method:<16} got {result.value:.6f}, expected "
+        f"{result.expected:.6f}  {verdict} ({result.seconds:.1f} s)"
     )
     if result.routes:
         for route in dict.fromkeys(result.routes):
@@ -249,29 +399,31 @@ def _print_self_test(result: SelfTestResult, out: Callable[[str], None]) -> None
         out(f"    problem: {problem}")
 
 
-SELF_TEST_METHODS = ("parameter-shift", "backprop")
-
-
 def run_doctor(run_self_test: bool = True) -> int:
     """Print the environment report and (by default) run the self-test.
 
     Args:
-        run_self_test: run :func:`self_test` after the report, once for each of
-            ``SELF_TEST_METHODS`` (parameter-shift: the custom_jvp boundary; backprop: the
-            traced device).
+        run_self_test: run :func:`self_test` after the report, once for each case of
+            :data:`SELF_TEST_CHECKS` (eager and jitted, callback and XLA paths, backprop).
 
     Returns:
         int: 0 if the self-test passed or was skipped, 1 if it failed.
     """
-    _print_report(environment_report(), print)
+    report = environment_report()
+    _print_report(report, print)
     if not run_self_test:
         return 0
     print("")
     print(
-        "Self-test: jax.jit(jax.grad(RX(x) -> <Z>)) at x = 0.7 on default.qubit, inside "
-        "qjaxiface.installed(); expected -sin(x)"
+        "Self-test: jax.grad(RX(x) -> <Z>) at x = 0.7 on default.qubit, eager and under "
+        "jax.jit, inside qjaxiface.installed(); expected -sin(x)"
     )
-    results = [self_test(diff_method=method) for method in SELF_TEST_METHODS]
+    results = [
+        self_test(
+            diff_method=c.diff_method, executor=c.executor, jit=c.jit, route=c.route, check=c.label
+        )
+        for c in SELF_TEST_CHECKS
+    ]
     for result in results:
         _print_self_test(result, print)
     passed = all(r.passed for r in results)

@@ -100,6 +100,23 @@ def get_jax_interface_name(tapes: Sequence) -> InterfaceName:
     return "jax"
 
 
+def custom_rule_traces_primals(kind: Literal["jvp", "vjp"]) -> bool:
+    """Whether JAX traces a ``custom_jvp`` / ``custom_vjp`` function even when called eagerly.
+
+    JAX's new custom-derivative machinery (the ``jax_custom_jvp3`` / ``jax_custom_vjp3`` flags,
+    jax 0.10+) stages the decorated function and its rule into jaxprs, so an eager binding that
+    reads concrete values inside them would be handed tracers. Under those flags the eager
+    bindings hand over to the callback bindings, which work with tracers (the callback then
+    runs at once, on concrete values).
+
+    **Example**
+
+    >>> custom_rule_traces_primals("jvp") in (True, False)
+    True
+    """
+    return bool(getattr(jax.config, f"jax_custom_{kind}3", False))
+
+
 def validate_interface(interface) -> str:
     """Normalise the ``interface`` argument of :func:`qjaxiface.execute`.
 

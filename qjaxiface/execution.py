@@ -36,6 +36,7 @@ from pennylane.workflow.jacobian_products import (
 )
 from pennylane.workflow.resolution import _resolve_execution_config
 
+from ._compat import jax_core_shim
 from ._log import log_entry
 from .boundary import jax_jit_jvp_execute, jax_jit_vjp_execute, jax_jvp_execute, jax_vjp_execute
 from .boundary._common import FirstOrderJacobians
@@ -131,7 +132,44 @@ def execute(
     tapes = tuple(tapes)
     if not tapes:
         return ()
+    with jax_core_shim():  # PennyLane 0.45 code reached below calls removed jax.core names
+        return _execute(
+            tapes,
+            device,
+            diff_method,
+            requested,
+            grad_on_execution=grad_on_execution,
+            device_vjp=device_vjp,
+            max_diff=max_diff,
+            gradient_kwargs=gradient_kwargs,
+            transform_program=transform_program,
+            cache=cache,
+            cachesize=cachesize,
+            postselect_mode=postselect_mode,
+            mcm_method=mcm_method,
+            executor=executor,
+            executor_backend=executor_backend,
+        )
 
+
+def _execute(
+    tapes: tuple,
+    device,
+    diff_method,
+    requested: str,
+    *,
+    grad_on_execution,
+    device_vjp,
+    max_diff,
+    gradient_kwargs,
+    transform_program,
+    cache,
+    cachesize,
+    postselect_mode,
+    mcm_method,
+    executor,
+    executor_backend,
+):
     transform_program = transform_program or CompilePipeline()
     tapes, user_post = transform_program(tapes)
     if transform_program.is_informative:

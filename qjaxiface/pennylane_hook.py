@@ -13,13 +13,14 @@ import contextlib
 import dataclasses
 import functools
 import importlib
+import logging
 import threading
 from collections.abc import Iterator
 
 import pennylane as qml
 from pennylane.math import Interface
 
-from . import _threads
+from . import _compat, _threads
 from .execution import _EXECUTORS, execute
 
 # Modules that bind the name ``execute`` to PennyLane's workflow entry point.
@@ -34,11 +35,21 @@ _PATCH_SITES = (
 
 _JAX_INTERFACES = {Interface.JAX.value, Interface.JAX_JIT.value}
 
+# Where a QNode call goes when ``qml.capture`` is enabled (read by name at every call).
+_CAPTURE_SITE = "pennylane.workflow._capture_qnode"
+
+CAPTURE_MESSAGE = (
+    "program capture is enabled (qml.capture.enable()): captured QNodes run on PennyLane's own "
+    "capture path, not through qjaxiface; call qml.capture.disable() to route them through "
+    "qjaxiface"
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class _Installation:
     executor: str
     originals: dict  # module name -> the ``execute`` it had
+    capture_original: object = None  # ``capture_qnode`` before install (None: not importable)
 
 
 _lock = threading.RLock()
@@ -84,6 +95,35 @@ def _make_router(original, executor: str):
     return execute_router
 
 
+_capture_announced = threading.Event()
+
+
+def _make_capture_passthrough(original):
+    """``capture_qnode`` that says once that qjaxiface steps aside, then runs PennyLane's path.
+
+    Captured QNodes become a JAX primitive that PennyLane's capture interpreter executes; no
+    tape reaches ``execute``, so qjaxiface could not route them even if it wanted to. Saying so
+    keeps a user who installed qjaxiface from believing it ran their program.
+    """
+
+    @functools.wraps(original)
+    def capture_qnode(*args, **kwargs):
+        if not _capture_announced.is_set():
+            _capture_announced.set()
+            logging.getLogger("qjaxiface").info(CAPTURE_MESSAGE)
+        return original(*args, **kwargs)
+
+    capture_qnode.__qjaxiface_passthrough__ = True
+    return capture_qnode
+
+
+def _capture_module():
+    try:
+        return importlib.import_module(_CAPTURE_SITE)
+    except Exception:  # capture cannot run on this JAX at all (its internals moved)
+        return None
+
+
 def install(executor: str = "auto") -> None:
     """Route PennyLane's JAX executions (QNodes and ``qml.execute``) through qjaxiface.
 
@@ -91,6 +131,15 @@ def install(executor: str = "auto") -> None:
     ``"jax-jit"`` (including ``"auto"`` with JAX arguments) runs through
     :func:`qjaxiface.execute`; other interfaces are untouched. Calling it again only updates
     ``executor``.
+
+    On JAX releases that removed ``jax.core`` names PennyLane 0.45 calls (``concrete_or_error``,
+    ``is_concrete``, ``TraceTag``, ...), it puts those names back on ``jax.core`` (JAX's own
+    objects) for as long as it is installed; see :mod:`qjaxiface._compat`. ``qjaxiface doctor``
+    lists them.
+
+    With program capture enabled (``qml.capture.enable()``, jax 0.7 only), QNodes are captured
+    as a JAX primitive that PennyLane executes itself; they do not reach qjaxiface. The first
+    such call logs one INFO line on the ``"qjaxiface"`` logger saying so.
 
     It also makes PennyLane's operator queuing and QNode call state thread-affine (see
     :mod:`qjaxiface._threads`): a QNode recording its circuit in one thread no longer captures
@@ -123,6 +172,8 @@ def install(executor: str = "auto") -> None:
             f"{', '.join(map(repr, _EXECUTORS))}."
         )
     with _lock:
+        if _state is None:
+            _compat.acquire_jax_core_shim()
         originals = (
             _state.originals
             if _state is not None
@@ -131,7 +182,17 @@ def install(executor: str = "auto") -> None:
         for name in _PATCH_SITES:
             module = importlib.import_module(name)
             module.execute = _make_router(originals[name], executor)
-        _state = _Installation(executor=executor, originals=originals)
+        capture = _capture_module()
+        if _state is not None:
+            capture_original = _state.capture_original
+        else:
+            capture_original = capture.capture_qnode if capture is not None else None
+            _capture_announced.clear()
+            if capture is not None:
+                capture.capture_qnode = _make_capture_passthrough(capture_original)
+        _state = _Installation(
+            executor=executor, originals=originals, capture_original=capture_original
+        )
         _threads.patch()
 
 
@@ -143,7 +204,10 @@ def uninstall() -> None:
             return
         for name, original in _state.originals.items():
             importlib.import_module(name).execute = original
+        if _state.capture_original is not None:
+            importlib.import_module(_CAPTURE_SITE).capture_qnode = _state.capture_original
         _threads.unpatch()
+        _compat.release_jax_core_shim()
         _state = None
 
 

@@ -17,6 +17,24 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 
 import qjaxiface  # noqa: E402
+from qjaxiface import _compat  # noqa: E402
+
+# The references these tests compare with are PennyLane itself (its own boundary, default.qubit
+# under jit, its transforms), and PennyLane 0.45 calls jax.core names that jax 0.12 removed. The
+# test process therefore holds qjaxiface's compatibility shim for the whole session, as an
+# installed qjaxiface does for a user. That qjaxiface needs no shim itself is tested in a fresh
+# interpreter (tests/test_compat.py); tests of the shim's own state use ``no_session_shim``.
+_compat.acquire_jax_core_shim()
+
+
+@pytest.fixture
+def no_session_shim():
+    """The session's hold on the compatibility shim released for one test."""
+    _compat.release_jax_core_shim()
+    try:
+        yield
+    finally:
+        _compat.acquire_jax_core_shim()
 
 
 @pytest.fixture(autouse=True)
@@ -34,12 +52,32 @@ def rng():
 
 
 @contextlib.contextmanager
+def classic_custom_rules():
+    """JAX's classic ``custom_jvp``/``custom_vjp`` machinery inside the block.
+
+    On the CI leg with ``jax_custom_jvp3``/``jax_custom_vjp3`` on, PennyLane 0.45's own eager
+    boundary is handed tracers by the new machinery and fails; references computed with
+    PennyLane are therefore computed with the classic machinery, while qjaxiface runs with the
+    flags on outside the block.
+    """
+    flags = [f for f in ("jax_custom_jvp3", "jax_custom_vjp3") if getattr(jax.config, f, False)]
+    for flag in flags:
+        jax.config.update(flag, False)
+    try:
+        yield
+    finally:
+        for flag in flags:
+            jax.config.update(flag, True)
+
+
+@contextlib.contextmanager
 def builtin_boundary():
     """PennyLane's built-in JAX boundary (qjaxiface uninstalled) inside the block."""
     was = qjaxiface.is_installed()
     qjaxiface.uninstall()
     try:
-        yield
+        with classic_custom_rules():
+            yield
     finally:
         if was:
             qjaxiface.install()

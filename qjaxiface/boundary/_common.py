@@ -25,6 +25,28 @@ class TapeBox:
 
     tapes: tuple
 
+    @classmethod
+    def of(cls, tapes) -> TapeBox:
+        """Box ``tapes`` with NumPy placeholders (same shape and dtype) for trainable values.
+
+        The bindings re-bind the trainable parameters from the differentiable argument on
+        every use, so the boxed tapes only carry structure. Keeping the caller's tracers out of
+        a non-differentiable argument keeps them from leaking: jax 0.12 keeps the ``custom_vjp``
+        backward function, and so its non-differentiable arguments, alive in the jaxpr it was
+        staging when forward mode over a ``custom_vjp`` raised (``jax.checking_leaks`` caught
+        it).
+        """
+        boxed = []
+        for tape in tapes:
+            positions = list(tape.trainable_params)
+            params = tape.get_parameters(trainable_only=True)
+            if any(isinstance(p, jax.core.Tracer) for p in params):
+                holders = [np.zeros(np.shape(p), jnp.result_type(p)) for p in params]
+                tape = tape.bind_new_parameters(holders, positions)
+                tape.trainable_params = positions
+            boxed.append(tape)
+        return cls(tuple(boxed))
+
 
 def to_jax(result):
     """Convert a nested device result (tuples, lists, dicts, NumPy) to tuples/dicts of JAX arrays."""
@@ -130,6 +152,38 @@ def with_trainable(tapes: Sequence, params: Sequence[Sequence], positions, indic
         new = tape.bind_new_parameters(list(values), list(pos))
         new.trainable_params = [pos[i] for i in idx]
         out.append(new)
+    return tuple(out)
+
+
+def _is_concrete_jax(value) -> bool:
+    # jax 0.12 passes Python scalars through jit/grad as ``jax._src.literals.TypedFloat`` (a
+    # float subclass), not as ``jax.Array``; PennyLane calls both JAX values.
+    if isinstance(value, jax.core.Tracer):
+        return False
+    return isinstance(value, jax.Array) or type(value).__module__.startswith("jax")
+
+
+def host_parameters(tapes: Sequence) -> tuple:
+    """Copies of ``tapes`` whose concrete JAX parameters are NumPy arrays; tracers stay.
+
+    An eager binding's executor reads concrete values anyway. Handing them over as NumPy is
+    what the callback path does too, and it keeps devices off PennyLane 0.45's
+    ``qml.math.to_numpy`` for JAX arrays, which calls ``jax.core.concrete_or_error``, a name
+    jax 0.12 removed: with it, every eager non-backprop gradient failed on the newest JAX.
+    ``trainable_params`` are kept, so gradient rules see the same trainable parameters.
+    """
+    out = []
+    for tape in tapes:
+        params = tape.get_parameters(trainable_only=False)
+        concrete = [i for i, p in enumerate(params) if _is_concrete_jax(p)]
+        if concrete:
+            values = [
+                np.asarray(params[i], dtype=getattr(params[i], "dtype", None)) for i in concrete
+            ]
+            new = tape.bind_new_parameters(values, concrete)
+            new.trainable_params = tape.trainable_params
+            tape = new
+        out.append(tape)
     return tuple(out)
 
 

@@ -15,10 +15,11 @@ from functools import partial
 import jax
 
 from .._log import log_entry
-from ..detect import get_jax_interface_name
+from ..detect import custom_rule_traces_primals, get_jax_interface_name
 from ._common import (
     TapeBox,
     assemble_jvps,
+    host_parameters,
     jvp_from_jacobian,
     split_broadcast,
     to_jax,
@@ -41,11 +42,13 @@ def _positions(tapes) -> tuple[tuple[int, ...], ...]:
 
 
 def _bind(box: TapeBox, params):
-    return with_trainable(
-        box.tapes,
-        params,
-        _positions(box.tapes),
-        [range(len(p)) for p in params],
+    return host_parameters(
+        with_trainable(
+            box.tapes,
+            params,
+            _positions(box.tapes),
+            [range(len(p)) for p in params],
+        )
     )
 
 
@@ -56,7 +59,7 @@ def _execute(params, box: TapeBox, execute_fn: ExecuteFn, jpc):
 def _execute_jvp(box: TapeBox, execute_fn: ExecuteFn, jpc, primals, tangents):
     (params,), (tangents,) = primals, tangents
     indices, values = trainable_split(box.tapes, tangents)
-    tapes = with_trainable(box.tapes, params, _positions(box.tapes), indices)
+    tapes = host_parameters(with_trainable(box.tapes, params, _positions(box.tapes), indices))
     if not any(indices):
         results = to_jax(execute_fn(tapes))
         jacobians = tuple(() for _ in tapes)
@@ -89,7 +92,8 @@ def jax_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) ->
         tuple: one result per tape, as JAX arrays.
 
     Abstract (jitted or vmapped) parameters are handed to :func:`jax_jit_jvp_execute`, since the
-    executor cannot read them.
+    executor cannot read them; so is every call while ``jax_custom_jvp3`` is on, since JAX then
+    traces the rule even for concrete values.
 
     **Example**
 
@@ -110,6 +114,15 @@ def jax_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) ->
         from .jit import jax_jit_jvp_execute
 
         return jax_jit_jvp_execute(tapes, execute_fn, jpc, device)
+    if custom_rule_traces_primals("jvp"):
+        if not any(isinstance(p, jax.core.Tracer) for t in tapes for p in t.get_parameters()):
+            # Nothing to differentiate: run the tapes as they are (the device's own errors and
+            # shapes, no callback).
+            log_entry("jax", "direct", executor_name(device), len(tapes))
+            return to_jax(execute_fn(host_parameters(tapes)))
+        from .jit import jax_jit_jvp_execute
+
+        return jax_jit_jvp_execute(tapes, execute_fn, jpc, device, interface="jax")
     return traced_jvp_execute(tapes, execute_fn, jpc, device, interface="jax")
 
 
@@ -121,7 +134,7 @@ def traced_jvp_execute(tapes, execute_fn, jpc, device=None, interface="jax-jit")
     """
     log_entry(interface, "custom_jvp", executor_name(device), len(tapes))
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
-    return _jvp_execute(params, TapeBox(tuple(tapes)), execute_fn, jpc)
+    return _jvp_execute(params, TapeBox.of(tapes), execute_fn, jpc)
 
 
 def _vjp_forward(params, box: TapeBox, execute_fn: ExecuteFn, jpc, device):
@@ -158,14 +171,15 @@ def jax_vjp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) ->
     Returns:
         tuple: one result per tape, as JAX arrays.
     """
-    if get_jax_interface_name(tapes) == "jax-jit":
+    if get_jax_interface_name(tapes) == "jax-jit" or custom_rule_traces_primals("vjp"):
         from .jit import jax_jit_vjp_execute
 
-        return jax_jit_vjp_execute(tapes, execute_fn, jpc, device)
+        iface = get_jax_interface_name(tapes)
+        return jax_jit_vjp_execute(tapes, execute_fn, jpc, device, interface=iface)
     log_entry("jax", "custom_vjp", executor_name(device), len(tapes))
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
     with reraise_forward_mode():
-        return _vjp_execute(params, TapeBox(tuple(tapes)), execute_fn, jpc, device)
+        return _vjp_execute(params, TapeBox.of(tapes), execute_fn, jpc, device)
 
 
 __all__ = ["FORWARD_MODE_HINT", "jax_jvp_execute", "jax_vjp_execute"]

@@ -20,6 +20,7 @@ from pennylane.measurements import CountsMP, MidMeasureMP
 
 from .._log import log_entry
 from ..detect import is_differentiation_tracer
+from ..faults import reraise_device_errors
 from ..shapes import jacobian_shape_dtype, result_shape_dtype
 from ._callback import batched_pure_callback
 from ._common import (
@@ -137,7 +138,9 @@ _jit_jvp_execute = jax.custom_jvp(_callback_execute, nondiff_argnums=(1, 2, 3, 4
 _jit_jvp_execute.defjvp(_callback_jvp, symbolic_zeros=True)
 
 
-def jax_jit_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) -> tuple:
+def jax_jit_jvp_execute(
+    tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None, *, interface: str = "jax-jit"
+) -> tuple:
     """Execute tapes with traced JAX parameters via ``pure_callback`` and a ``custom_jvp``.
 
     Args:
@@ -148,6 +151,8 @@ def jax_jit_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None
         device (Device, optional): fixes the wire count of "all wires" measurements and tells
             whether the device broadcasts natively; without it the tape's wires are used and
             batches are expanded.
+        interface (str): the interface named in the log record (``"jax"`` when an eager
+            binding hands over, e.g. under ``jax_custom_jvp3``).
 
     Returns:
         tuple: one result per tape, as JAX arrays with exactly the eager shapes.
@@ -171,10 +176,12 @@ def jax_jit_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None
     >>> round(float(jax.grad(cost)(0.5)), 6)
     -0.479426
     """
-    log_entry("jax-jit", "callback+custom_jvp", executor_name(device), len(tapes))
+    log_entry(interface, "callback+custom_jvp", executor_name(device), len(tapes))
     _check_no_counts(tapes)
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
-    return _jit_jvp_execute(params, TapeBox(tuple(tapes)), execute_fn, jpc, _Device(device))
+    # With concrete values (eager under jax_custom_jvp3) the callback runs inside this call.
+    with reraise_device_errors():
+        return _jit_jvp_execute(params, TapeBox.of(tapes), execute_fn, jpc, _Device(device))
 
 
 def _vjp_forward(params, box, execute_fn, jpc, dev):
@@ -197,7 +204,9 @@ def _jit_vjp_execute(params, box, execute_fn, jpc, dev):
 _jit_vjp_execute.defvjp(_vjp_forward, _vjp_backward)
 
 
-def jax_jit_vjp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) -> tuple:
+def jax_jit_vjp_execute(
+    tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None, *, interface: str = "jax-jit"
+) -> tuple:
     """Execute tapes with traced JAX parameters via ``pure_callback`` and a ``custom_vjp``.
 
     The backward pass calls ``jpc.compute_vjp`` in a second callback. Reverse mode only.
@@ -207,12 +216,13 @@ def jax_jit_vjp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None
         execute_fn (Callable): maps a batch of tapes with concrete parameters to results.
         jpc (JacobianProductCalculator): supplies ``compute_vjp``.
         device (Device, optional): as for :func:`jax_jit_jvp_execute`.
+        interface (str): the interface named in the log record.
 
     Returns:
         tuple: one result per tape, as JAX arrays.
     """
-    log_entry("jax-jit", "callback+custom_vjp", executor_name(device), len(tapes))
+    log_entry(interface, "callback+custom_vjp", executor_name(device), len(tapes))
     _check_no_counts(tapes)
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
-    with reraise_forward_mode():
-        return _jit_vjp_execute(params, TapeBox(tuple(tapes)), execute_fn, jpc, _Device(device))
+    with reraise_forward_mode(), reraise_device_errors():
+        return _jit_vjp_execute(params, TapeBox.of(tapes), execute_fn, jpc, _Device(device))

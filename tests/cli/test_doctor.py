@@ -43,7 +43,7 @@ def test_self_test_value_and_route():
 
 def test_doctor_fails_with_nonzero_exit_when_self_test_fails(capsys, monkeypatch):
     @contextlib.contextmanager
-    def broken():
+    def broken(executor="auto"):
         raise RuntimeError("boundary is broken")
         yield  # pragma: no cover
 
@@ -88,3 +88,50 @@ def test_no_command_prints_usage(capsys):
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("qjaxiface ")
+
+
+def test_doctor_reports_compatibility(capsys):
+    assert main(["doctor", "--no-self-test"]) == 0
+    out = capsys.readouterr().out
+    assert "Compatibility" in out
+    assert "jax                   tested (supported: jax>=0.7.1,<0.13" in out
+    assert "pennylane             tested" in out
+    assert "program capture       off" in out
+    report = _cli_doctor.compatibility_report()
+    if qjaxiface._compat.missing_jax_core_names():
+        assert any("routes around" in w for w in report["workarounds"])
+        assert "routes around" in out
+    else:
+        assert not any("routes around" in w for w in report["workarounds"])
+
+
+def test_self_test_covers_eager_and_jit_on_both_paths():
+    checks = {(c.executor, c.jit) for c in _cli_doctor.SELF_TEST_CHECKS}
+    assert {("device", False), ("device", True), ("xla", False), ("auto", True)} <= checks
+    for check in _cli_doctor.SELF_TEST_CHECKS:
+        result = _cli_doctor.self_test(
+            diff_method=check.diff_method, executor=check.executor, jit=check.jit,
+            route=check.route, check=check.label,
+        )  # fmt: skip
+        assert result.passed, (check, result.problems, result.routes)
+
+
+def test_doctor_fails_when_only_eager_gradients_break(capsys, monkeypatch):
+    # What jax 0.12 did to PennyLane 0.45: jitted gradients fine, eager ones broken.
+    from qjaxiface import execution
+
+    def broken(*args, **kwargs):
+        raise ImportError("cannot import name 'concrete_or_error' from 'jax.core'")
+
+    monkeypatch.setattr(execution, "jax_jvp_execute", broken)  # the eager binding only
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "callback path, eager" in out
+    assert "concrete_or_error" in out
+    assert "Self-test: FAIL" in out
+
+
+def test_self_test_fails_when_another_path_ran():
+    result = _cli_doctor.self_test(executor="device", jit=True, route="executor=xla")
+    assert not result.passed
+    assert "another path ran" in result.problems[0]
