@@ -138,7 +138,9 @@ def trainable_split(tapes: Sequence, tangents: Sequence[Sequence]):
     return indices, values
 
 
-def with_trainable(tapes: Sequence, params: Sequence[Sequence], positions, indices) -> tuple:
+def with_trainable(
+    tapes: Sequence, params: Sequence[Sequence], positions, indices, *, host: bool = False
+) -> tuple:
     """Copies of ``tapes`` with ``params`` bound at ``positions`` and ``indices`` trainable.
 
     Args:
@@ -146,10 +148,20 @@ def with_trainable(tapes: Sequence, params: Sequence[Sequence], positions, indic
         params: per tape, the values to bind.
         positions: per tape, the tape parameter indices that ``params`` fill.
         indices: per tape, which of ``positions`` (by index into it) are trainable.
+        host: also turn every concrete JAX value of the copies into NumPy, as
+            :func:`host_parameters` does, in the same single re-binding (every extra copy of a
+            tape builds operators, which PennyLane queues globally).
     """
     out = []
     for tape, values, pos, idx in zip(tapes, params, positions, indices):
-        new = tape.bind_new_parameters(list(values), list(pos))
+        pairs = dict(zip(pos, values))
+        if host:
+            pairs = {i: _to_host(v) for i, v in pairs.items()}
+            for i, p in enumerate(tape.get_parameters(trainable_only=False)):
+                if i not in pairs and _is_concrete_jax(p):
+                    pairs[i] = _to_host(p)
+        order = sorted(pairs)  # bind_new_parameters pairs values with the sorted indices
+        new = tape.bind_new_parameters([pairs[i] for i in order], order)
         new.trainable_params = [pos[i] for i in idx]
         out.append(new)
     return tuple(out)
@@ -163,6 +175,12 @@ def _is_concrete_jax(value) -> bool:
     return isinstance(value, jax.Array) or type(value).__module__.startswith("jax")
 
 
+def _to_host(value):
+    if _is_concrete_jax(value):
+        return np.asarray(value, dtype=getattr(value, "dtype", None))
+    return value
+
+
 def host_parameters(tapes: Sequence) -> tuple:
     """Copies of ``tapes`` whose concrete JAX parameters are NumPy arrays; tracers stay.
 
@@ -174,15 +192,10 @@ def host_parameters(tapes: Sequence) -> tuple:
     """
     out = []
     for tape in tapes:
-        params = tape.get_parameters(trainable_only=False)
-        concrete = [i for i, p in enumerate(params) if _is_concrete_jax(p)]
-        if concrete:
-            values = [
-                np.asarray(params[i], dtype=getattr(params[i], "dtype", None)) for i in concrete
-            ]
-            new = tape.bind_new_parameters(values, concrete)
-            new.trainable_params = tape.trainable_params
-            tape = new
+        if any(_is_concrete_jax(p) for p in tape.get_parameters(trainable_only=False)):
+            trainable = list(tape.trainable_params)
+            (tape,) = with_trainable([tape], [[]], [[]], [[]], host=True)
+            tape.trainable_params = trainable
         out.append(tape)
     return tuple(out)
 

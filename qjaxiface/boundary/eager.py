@@ -42,13 +42,8 @@ def _positions(tapes) -> tuple[tuple[int, ...], ...]:
 
 
 def _bind(box: TapeBox, params):
-    return host_parameters(
-        with_trainable(
-            box.tapes,
-            params,
-            _positions(box.tapes),
-            [range(len(p)) for p in params],
-        )
+    return with_trainable(
+        box.tapes, params, _positions(box.tapes), [range(len(p)) for p in params], host=True
     )
 
 
@@ -59,7 +54,7 @@ def _execute(params, box: TapeBox, execute_fn: ExecuteFn, jpc):
 def _execute_jvp(box: TapeBox, execute_fn: ExecuteFn, jpc, primals, tangents):
     (params,), (tangents,) = primals, tangents
     indices, values = trainable_split(box.tapes, tangents)
-    tapes = host_parameters(with_trainable(box.tapes, params, _positions(box.tapes), indices))
+    tapes = with_trainable(box.tapes, params, _positions(box.tapes), indices, host=True)
     if not any(indices):
         results = to_jax(execute_fn(tapes))
         jacobians = tuple(() for _ in tapes)
