@@ -29,7 +29,8 @@ class TapeBox:
     def of(cls, tapes) -> TapeBox:
         """Box ``tapes`` with NumPy placeholders (same shape and dtype) for trainable values.
 
-        The bindings re-bind the trainable parameters from the differentiable argument on
+        Used by the ``custom_vjp`` bindings (the ``custom_jvp`` ones box the tapes as they are,
+        which saves a tape copy per call). The bindings re-bind the trainable parameters from the differentiable argument on
         every use, so the boxed tapes only carry structure. Keeping the caller's tracers out of
         a non-differentiable argument keeps them from leaking: jax 0.12 keeps the ``custom_vjp``
         backward function, and so its non-differentiable arguments, alive in the jaxpr it was

@@ -129,7 +129,7 @@ def traced_jvp_execute(tapes, execute_fn, jpc, device=None, interface="jax-jit")
     """
     log_entry(interface, "custom_jvp", executor_name(device), len(tapes))
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
-    return _jvp_execute(params, TapeBox.of(tapes), execute_fn, jpc)
+    return _jvp_execute(params, TapeBox(tuple(tapes)), execute_fn, jpc)
 
 
 def _vjp_forward(params, box: TapeBox, execute_fn: ExecuteFn, jpc, device):
@@ -166,10 +166,10 @@ def jax_vjp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) ->
     Returns:
         tuple: one result per tape, as JAX arrays.
     """
-    if get_jax_interface_name(tapes) == "jax-jit" or custom_rule_traces_primals("vjp"):
+    iface = get_jax_interface_name(tapes)
+    if iface == "jax-jit" or custom_rule_traces_primals("vjp"):
         from .jit import jax_jit_vjp_execute
 
-        iface = get_jax_interface_name(tapes)
         return jax_jit_vjp_execute(tapes, execute_fn, jpc, device, interface=iface)
     log_entry("jax", "custom_vjp", executor_name(device), len(tapes))
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)

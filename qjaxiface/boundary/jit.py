@@ -181,7 +181,7 @@ def jax_jit_jvp_execute(
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
     # With concrete values (eager under jax_custom_jvp3) the callback runs inside this call.
     with reraise_device_errors():
-        return _jit_jvp_execute(params, TapeBox.of(tapes), execute_fn, jpc, _Device(device))
+        return _jit_jvp_execute(params, TapeBox(tuple(tapes)), execute_fn, jpc, _Device(device))
 
 
 def _vjp_forward(params, box, execute_fn, jpc, dev):
