@@ -1,4 +1,4 @@
-"""Run PennyLane's own JAX interface test suites with and without qjaxiface, and compare.
+"""Run PennyLane's own JAX test suites with and without qjaxiface, and compare.
 
 PennyLane's tests are not part of this repository and nothing is downloaded: extract them from a
 PennyLane checkout of the installed version first, e.g.::
@@ -9,16 +9,23 @@ then::
 
     python tests/pennylane_suite/run_reference.py /tmp/pl-tests
 
-The suites (``tests/workflow/interfaces/execute/test_jax*.py`` and
-``tests/workflow/interfaces/qnode/test_jax*.py``) run twice: once with PennyLane's built-in JAX
-boundary (the baseline) and once with ``qjaxiface.install()`` called at session start by a
-generated pytest plugin. The outcome of every test id is recorded from the JUnit XML reports, and
-a table of counts plus every test whose outcome differs is printed.
+Two suites are defined (``--suite``):
 
-Options: ``--workers N`` (pytest-xdist, default 2), ``-k EXPR`` (pytest's selection),
-``--files`` (globs relative to PennyLane's ``tests/``), ``--out DIR`` (reports; default a temporary
-directory), ``--only baseline|qjaxiface`` and ``--compare-only`` (reuse reports in ``--out``),
-``--timeout SECONDS`` per run.
+- ``interfaces`` (the default): every test in ``tests/workflow/interfaces/execute/test_jax*.py``
+  and ``tests/workflow/interfaces/qnode/test_jax*.py``;
+- ``wider``: the tests PennyLane marks ``jax`` in ``tests/templates``, ``tests/gradients``,
+  ``tests/measurements``, ``tests/devices/default_qubit``, ``tests/transforms`` and
+  ``tests/workflow`` (the interface suites above excluded: they are the other suite).
+
+A suite runs twice: once with PennyLane's built-in JAX boundary (the baseline) and once with
+``qjaxiface.install()`` called at session start by a generated pytest plugin. The outcome of every
+test id is recorded from the JUnit XML reports, and a table of counts plus every test whose outcome
+differs is printed.
+
+Options: ``--suite interfaces|wider``, ``--workers N`` (pytest-xdist, default 2), ``-k EXPR``
+(pytest's selection), ``--files`` (paths or globs relative to PennyLane's ``tests/``, replacing the
+suite's), ``--out DIR`` (reports; default a temporary directory), ``--only baseline|qjaxiface`` and
+``--compare-only`` (reuse reports in ``--out``), ``--timeout SECONDS`` per run.
 
 Requires pytest, pytest-xdist, pytest-mock, pytest-rng and flaky in the environment (PennyLane's
 test ``conftest.py`` uses them).
@@ -35,12 +42,39 @@ import tempfile
 import textwrap
 import xml.etree.ElementTree as ET
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-SUITES = (
-    "workflow/interfaces/execute/test_jax*.py",
-    "workflow/interfaces/qnode/test_jax*.py",
-)
+
+@dataclass(frozen=True)
+class Suite:
+    """What one suite runs: paths (globs) under PennyLane's ``tests/``, a marker, exclusions."""
+
+    files: tuple[str, ...]
+    marker: str | None = None
+    ignore: tuple[str, ...] = ()
+
+
+SUITES = {
+    "interfaces": Suite(
+        files=(
+            "workflow/interfaces/execute/test_jax*.py",
+            "workflow/interfaces/qnode/test_jax*.py",
+        )
+    ),
+    "wider": Suite(
+        files=(
+            "templates",
+            "gradients",
+            "measurements",
+            "devices/default_qubit",
+            "transforms",
+            "workflow",
+        ),
+        marker="jax",
+        ignore=("workflow/interfaces/execute", "workflow/interfaces/qnode"),
+    ),
+}
 
 PLUGIN = textwrap.dedent(
     '''
@@ -72,25 +106,34 @@ def _tests_dir(path: Path) -> Path:
     raise SystemExit(f"{path} holds no PennyLane tests/ directory (with conftest.py)")
 
 
-def _run(tests: Path, files: list[str], run: str, out: Path, args) -> int:
-    xml = out / f"{run}.xml"
-    log = out / f"{run}.log"
-    env = dict(os.environ)
+def pytest_command(files: list[str], suite: Suite, run: str, out: Path, workers=2, k=None):
+    """The pytest command line of one run, and the PYTHONPATH entry it needs (or None)."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--tb=short", "-rN"]
-    cmd += [f"--junitxml={xml}", "-o", "junit_family=xunit1"]
-    if args.workers and args.workers > 1:
-        cmd += ["-n", str(args.workers)]
-    if args.k:
-        cmd += ["-k", args.k]
+    cmd += [f"--junitxml={out / f'{run}.xml'}", "-o", "junit_family=xunit1"]
+    if workers and workers > 1:
+        cmd += ["-n", str(workers)]
+    if k:
+        cmd += ["-k", k]
+    if suite.marker:
+        cmd += ["-m", suite.marker]
+    cmd += [f"--ignore={path}" for path in suite.ignore]
+    plugin_dir = None
     if run == "qjaxiface":
         plugin_dir = out / "plugin"
+        cmd += ["-p", "qjaxiface_pl_plugin"]
+    return cmd + list(files), plugin_dir
+
+
+def _run(tests: Path, files: list[str], suite: Suite, run: str, out: Path, args) -> int:
+    log = out / f"{run}.log"
+    env = dict(os.environ)
+    cmd, plugin_dir = pytest_command(files, suite, run, out, args.workers, args.k)
+    if plugin_dir is not None:
         plugin_dir.mkdir(exist_ok=True)
         (plugin_dir / "qjaxiface_pl_plugin.py").write_text(PLUGIN)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(plugin_dir), *filter(None, [env.get("PYTHONPATH")])]
         )
-        cmd += ["-p", "qjaxiface_pl_plugin"]
-    cmd += files
     print(f"[{run}] {' '.join(cmd)}", flush=True)
     with open(log, "w") as fh:
         try:
@@ -177,7 +220,8 @@ def main(argv=None) -> int:
     parser.add_argument("pennylane_tests", type=Path, help="extracted PennyLane repo or its tests/")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("-k", default=None)
-    parser.add_argument("--files", nargs="*", default=list(SUITES))
+    parser.add_argument("--suite", choices=sorted(SUITES), default="interfaces")
+    parser.add_argument("--files", nargs="*", default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--only", choices=RUNS, default=None)
     parser.add_argument("--compare-only", action="store_true")
@@ -189,11 +233,13 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"reports in {out}")
     if not args.compare_only:
-        files = sorted({f for pattern in args.files for f in glob.glob(pattern, root_dir=tests)})
+        suite = SUITES[args.suite]
+        patterns = args.files or suite.files
+        files = sorted({f for pattern in patterns for f in glob.glob(pattern, root_dir=tests)})
         if not files:
-            raise SystemExit(f"no test files match {args.files} under {tests}")
+            raise SystemExit(f"no test files match {patterns} under {tests}")
         for run in RUNS if args.only is None else (args.only,):
-            _run(tests, files, run, out, args)
+            _run(tests, files, suite, run, out, args)
     if not all((out / f"{r}.xml").exists() for r in RUNS):
         print("both baseline.xml and qjaxiface.xml are needed for a comparison")
         return 2

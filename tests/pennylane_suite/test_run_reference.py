@@ -44,3 +44,24 @@ def test_compare_fails_only_when_a_passing_test_breaks(tmp_path, capsys):
     _write(tmp_path / "qjaxiface.xml", [_case("test_a", '<error message="x"/>'), _case("test_b")])
     assert run_reference.compare(tmp_path) == 1
     assert "passed -> error" in capsys.readouterr().out
+
+
+def test_the_wider_suite_selects_jax_marked_tests_outside_the_interface_suites(tmp_path):
+    suite = run_reference.SUITES["wider"]
+    cmd, plugin = run_reference.pytest_command(["templates"], suite, "baseline", tmp_path)
+    opts = cmd[3:]  # after "python -m pytest"
+    assert opts[opts.index("-m") + 1] == "jax"
+    assert "--ignore=workflow/interfaces/qnode" in opts
+    assert "--ignore=workflow/interfaces/execute" in opts
+    assert plugin is None and "qjaxiface_pl_plugin" not in opts
+    cmd, plugin = run_reference.pytest_command(["templates"], suite, "qjaxiface", tmp_path)
+    assert "qjaxiface_pl_plugin" in cmd
+    assert plugin == tmp_path / "plugin" and cmd[-1] == "templates"
+
+
+def test_the_interface_suite_runs_every_test_of_its_files(tmp_path):
+    suite = run_reference.SUITES["interfaces"]
+    cmd, _ = run_reference.pytest_command(list(suite.files), suite, "baseline", tmp_path, workers=1)
+    opts = cmd[3:]
+    assert "-m" not in opts and "-n" not in opts
+    assert not any(arg.startswith("--ignore") for arg in opts)

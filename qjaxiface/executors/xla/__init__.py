@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
+from ._batching import broadcast_leaves
 from ._derivatives import SHIFT_METHODS, leaf_owner, make_fn, shift_recipe
 from ._ops import NO_OPS, STATE_PREPS, compile_gate
 from ._sample import sampleable_observable
@@ -88,9 +89,12 @@ def _observable_reason(obs) -> str | None:
         return None
     if not obs.has_matrix:
         return f"observable {obs.name} has no matrix"
-    for d, nd in zip(obs.data, obs.ndim_params if obs.data else ()):
-        if jnp.ndim(d) > nd:
-            return f"broadcast observable parameters ({obs.name})"
+    try:
+        broadcast = any(broadcast_leaves(obs))
+    except ValueError as err:
+        return str(err)
+    if broadcast:
+        return f"broadcast observable parameters ({obs.name})"
     return None
 
 
@@ -167,8 +171,11 @@ def xla_unsupported_reason(tape: qml.tape.QuantumScript, diff_method: str | None
             return f"operation {op.name} has no matrix (mid-circuit measurements, channels, ...)"
         try:
             compile_gate(op, axis_of)
+            broadcast = any(broadcast_leaves(op))
         except Exception as err:  # any failure means "not here"
             return f"operation {op.name} cannot be compiled: {err}"
+        if broadcast and tape.batch_size is None:
+            return f"{op.name} has broadcast parameters but the tape has no batch size"
     broadcast = tape.batch_size is not None
     for mp in tape.measurements:
         reason = _measurement_reason(mp, shots, diff_method, broadcast)

@@ -216,13 +216,31 @@ def _base_gate(name: str, axes: tuple[int, ...]) -> tuple[str, MatrixFn | None, 
 
 
 def _generic_fn(op: qml.operation.Operator) -> MatrixFn:
-    """Matrix of ``op`` rebuilt around traced parameters (for ops without a closed form)."""
+    """Matrix of ``op`` rebuilt around traced parameters (for ops without a closed form).
+
+    Raises:
+        ValueError: if PennyLane cannot rebuild ``op`` from its own parameters (the support
+            check then leaves the tape to the device).
+    """
+    rebind = _rebinder(op)
+    try:
+        rebind(list(op.data))
+    except Exception as err:
+        raise ValueError(f"PennyLane cannot rebind the parameters of {op.name} ({err!r})") from err
 
     def fn(p):
-        new = qml.ops.functions.bind_new_parameters(op, list(p))
-        return _c(qml.matrix(new, wire_order=op.wires))
+        return _c(qml.matrix(rebind(list(p)), wire_order=op.wires))
 
     return fn
+
+
+def _rebinder(op: qml.operation.Operator) -> Callable[[list], qml.operation.Operator]:
+    if isinstance(op, qml.ops.Evolution) and op.base.data:
+        # PennyLane 0.45's bind_new_parameters treats an Evolution like Exp (time, then the
+        # generator's data), but its data is the time alone: a parametrized generator fails
+        # with IndexError. The generator's coefficients are constants here; rebuild with them.
+        return lambda p: type(op)(op.base, p[0])
+    return functools.partial(qml.ops.functions.bind_new_parameters, op)
 
 
 def compile_gate(op: qml.operation.Operator, axis_of: dict) -> Gate:

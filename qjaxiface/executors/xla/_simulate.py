@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import pennylane as qml
 
+from ._batching import broadcast_leaves
 from ._measure import (
     density_matrix,
     expval,
@@ -108,8 +109,7 @@ class TapeProgram:
         for i, op in enumerate(tape.operations):
             n = len(op.data)
             sl = slice(start, start + n)
-            ndims = op.ndim_params if n else ()
-            self.batched += [jnp.ndim(d) > nd for d, nd in zip(op.data, ndims)]
+            self.batched += broadcast_leaves(op)
             if op.name in STATE_PREPS and i == 0:
                 self.prep = (op, sl)
             else:

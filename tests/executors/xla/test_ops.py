@@ -7,7 +7,7 @@ import pennylane as qml
 import pytest
 from xla_test_helpers import assert_tree_close, reference
 
-from qjaxiface.executors.xla import xla_execute
+from qjaxiface.executors.xla import xla_execute, xla_unsupported_reason
 
 PREFIX = [qml.RX(0.3, 0), qml.RY(0.7, 1), qml.RX(1.1, 2), qml.RY(0.2, 3), qml.CNOT([0, 2])]
 U = qml.matrix(qml.Rot(0.3, 0.4, 0.5, 0) @ qml.RX(0.2, 1))
@@ -47,3 +47,17 @@ def test_state_prep_on_subset_of_wires():
     prep = qml.StatePrep(np.array([0.6, 0.8]), wires=[1])
     tape = qml.tape.QuantumScript([prep, qml.Hadamard(0)], [qml.state()])
     assert_tree_close(xla_execute([tape], diff_method=None)[0], reference(tape), 1e-12)
+
+
+def test_evolution_with_a_parametrized_generator():
+    # PennyLane's bind_new_parameters fails on it (IndexError): the executor rebuilds it itself.
+    gen = qml.sum(qml.Y(0), qml.s_prod(0.3, qml.X(1)))
+    tape = qml.tape.QuantumScript([*PREFIX, qml.evolve(gen, 0.4)], [qml.state()])
+    assert xla_unsupported_reason(tape, None) is None
+    assert_tree_close(xla_execute([tape], diff_method=None)[0], reference(tape), atol=1e-12)
+
+
+def test_an_operator_pennylane_cannot_rebind_is_left_to_the_device():
+    nested = qml.prod(qml.evolve(qml.sum(qml.Y(0), qml.s_prod(0.3, qml.X(1))), 0.4), qml.RX(0.2, 2))
+    tape = qml.tape.QuantumScript([*PREFIX, nested], [qml.state()])
+    assert "PennyLane cannot rebind the parameters of" in xla_unsupported_reason(tape, None)
