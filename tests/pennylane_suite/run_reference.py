@@ -25,7 +25,10 @@ differs is printed.
 Options: ``--suite interfaces|wider``, ``--workers N`` (pytest-xdist, default 2), ``-k EXPR``
 (pytest's selection), ``--files`` (paths or globs relative to PennyLane's ``tests/``, replacing the
 suite's), ``--out DIR`` (reports; default a temporary directory), ``--only baseline|qjaxiface`` and
-``--compare-only`` (reuse reports in ``--out``), ``--timeout SECONDS`` per run.
+``--compare-only`` (reuse reports in ``--out``), ``--merge DIR...`` (add the reports of other
+runs, e.g. of files run separately), ``--timeout SECONDS`` per run. A run cut short by the timeout
+leaves no JUnit XML; its ``pytest -v`` log is read instead and only the tests both runs finished
+are compared.
 
 Requires pytest, pytest-xdist, pytest-mock, pytest-rng and flaky in the environment (PennyLane's
 test ``conftest.py`` uses them).
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -188,9 +192,66 @@ def _message(xml: Path, wanted: set[str]) -> dict[str, str]:
     return msgs
 
 
-def compare(out: Path) -> int:
-    base = outcomes(out / "baseline.xml")
-    mine = outcomes(out / "qjaxiface.xml")
+_LOG_LINE = re.compile(
+    r"^(?:\[gw\d+\] \[ *\d+%\] )?(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S.*?)\s*$"
+)
+_LOG_OUTCOME = {
+    "PASSED": "passed",
+    "FAILED": "failed",
+    "ERROR": "error",
+    "SKIPPED": "skipped",
+    "XFAIL": "xfailed",
+    "XPASS": "passed",
+}
+
+
+def outcomes_from_log(log: Path) -> dict[str, str]:
+    """Test id -> outcome from a ``pytest -v -n N`` log, for a run cut short (no JUnit XML).
+
+    Only the tests that finished are in it.
+    """
+    result = {}
+    for line in log.read_text(errors="replace").splitlines():
+        match = _LOG_LINE.match(line)
+        if not match:
+            continue
+        outcome, test_id = _LOG_OUTCOME[match.group(1)], match.group(2)
+        if result.get(test_id) not in ("failed", "error"):
+            result[test_id] = outcome
+    return result
+
+
+def load(run: str, dirs: list[Path]) -> tuple[dict[str, str], bool]:
+    """One run's outcomes merged over report directories, and whether every part was complete.
+
+    A directory contributes ``<run>.xml`` or, when the run was cut short, ``<run>.log``.
+    """
+    merged, complete = {}, True
+    for d in dirs:
+        if (d / f"{run}.xml").exists():
+            merged.update(outcomes(d / f"{run}.xml"))
+        elif (d / f"{run}.log").exists():
+            merged.update(outcomes_from_log(d / f"{run}.log"))
+            complete = False
+    return merged, complete
+
+
+def compare(out: Path, merge: tuple[Path, ...] = ()) -> int:
+    """Print the counts of both runs and every test whose outcome differs.
+
+    Returns 1 when a test that passes with PennyLane's boundary fails or errors with qjaxiface.
+    Where a run was cut short (read from its log), only the tests both runs finished count.
+    """
+    base, base_complete = load("baseline", [out, *merge])
+    mine, mine_complete = load("qjaxiface", [out, *merge])
+    if not (base_complete and mine_complete):
+        both = set(base) & set(mine)
+        print(
+            f"a run was cut short: comparing the {len(both)} tests both finished "
+            f"({len(base)} baseline, {len(mine)} qjaxiface)"
+        )
+        base = {t: o for t, o in base.items() if t in both}
+        mine = {t: o for t, o in mine.items() if t in both}
     kinds = ("passed", "failed", "error", "skipped", "xfailed")
     cb, cm = Counter(base.values()), Counter(mine.values())
     print()
@@ -206,7 +267,10 @@ def compare(out: Path) -> int:
     )
     print(f"\n{len(diffs)} test(s) with different outcomes:")
     worse = {t for t, b, m in diffs if b == "passed" and m in ("failed", "error")}
-    msgs = _message(out / "qjaxiface.xml", worse)
+    msgs = {}
+    for d in (out, *merge):
+        if (d / "qjaxiface.xml").exists():
+            msgs.update(_message(d / "qjaxiface.xml", worse))
     for t, b, m in diffs:
         line = f"  {b:>8} -> {m:<8} {t}"
         if t in msgs:
@@ -225,6 +289,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--only", choices=RUNS, default=None)
     parser.add_argument("--compare-only", action="store_true")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[])
     parser.add_argument("--timeout", type=float, default=None)
     args = parser.parse_args(argv)
 
@@ -240,10 +305,12 @@ def main(argv=None) -> int:
             raise SystemExit(f"no test files match {patterns} under {tests}")
         for run in RUNS if args.only is None else (args.only,):
             _run(tests, files, suite, run, out, args)
-    if not all((out / f"{r}.xml").exists() for r in RUNS):
-        print("both baseline.xml and qjaxiface.xml are needed for a comparison")
-        return 2
-    return compare(out)
+    dirs = [out, *args.merge]
+    for r in RUNS:
+        if not any((d / f"{r}.xml").exists() or (d / f"{r}.log").exists() for d in dirs):
+            print(f"no {r}.xml or {r}.log in {', '.join(map(str, dirs))}: nothing to compare")
+            return 2
+    return compare(out, tuple(args.merge))
 
 
 if __name__ == "__main__":

@@ -65,3 +65,40 @@ def test_the_interface_suite_runs_every_test_of_its_files(tmp_path):
     opts = cmd[3:]
     assert "-m" not in opts and "-n" not in opts
     assert not any(arg.startswith("--ignore") for arg in opts)
+
+
+LOG = """\
+gradients/core/test_a.py::test_x[0]
+[gw0] [  0%] PASSED gradients/core/test_a.py::test_x[0]
+[gw1] [  1%] FAILED gradients/core/test_a.py::test_y[a b]
+[gw1] [  1%] ERROR gradients/core/test_a.py::test_x[0]
+[gw0] [  2%] XFAIL gradients/core/test_a.py::test_z
+[gw0] [  2%] SKIPPED gradients/core/test_a.py::test_s
+"""
+
+
+def test_a_run_cut_short_is_read_from_its_log(tmp_path):
+    (tmp_path / "baseline.log").write_text(LOG)
+    got = run_reference.outcomes_from_log(tmp_path / "baseline.log")
+    prefix = "gradients/core/test_a.py::"
+    assert got == {
+        prefix + "test_x[0]": "error",  # a teardown error after a pass is kept
+        prefix + "test_y[a b]": "failed",
+        prefix + "test_z": "xfailed",
+        prefix + "test_s": "skipped",
+    }
+    assert run_reference.load("baseline", [tmp_path]) == (got, False)
+
+
+def test_a_partial_comparison_counts_only_tests_both_runs_finished(tmp_path, capsys):
+    part = tmp_path / "part"
+    part.mkdir()
+    (tmp_path / "baseline.log").write_text(LOG)
+    _write(part / "qjaxiface.xml", [_case("test_a")])
+    (tmp_path / "qjaxiface.log").write_text(
+        "[gw0] [  0%] PASSED gradients/core/test_a.py::test_y[a b] \n"
+    )
+    assert run_reference.compare(tmp_path, (part,)) == 0  # failed -> passed is no regression
+    out = capsys.readouterr().out
+    assert "comparing the 1 tests both finished" in out
+    assert "failed -> passed" in out
