@@ -167,6 +167,10 @@ def xla_unsupported_reason(tape: qml.tape.QuantumScript, diff_method: str | None
             # Postselection (deferred mid-circuit measurements): default.qubit renormalizes the
             # projected state, which a matrix product would not.
             return f"operation {op.name} (postselection) is not supported"
+        if _holds_tracer(_metadata(op)):
+            # e.g. ParametrizedEvolution's times, traced by stoch_pulse_grad under jit: the
+            # executor compiles a tape's structure (its pytree metadata) once and caches it.
+            return f"operation {op.name} has traced values outside its parameters"
         if isinstance(op, qml.operation.Channel) or not (op.has_matrix or op.name == "GlobalPhase"):
             return f"operation {op.name} has no matrix (mid-circuit measurements, channels, ...)"
         try:
@@ -189,6 +193,26 @@ def xla_unsupported_reason(tape: qml.tape.QuantumScript, diff_method: str | None
             if trainable and shift_recipe(op, k) is None:
                 return f"{op.name} has no parameter-shift rule (with finite shots)"
     return None
+
+
+def _holds_tracer(value) -> bool:
+    if isinstance(value, jax.core.Tracer):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_tracer(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_tracer(v) for v in value)
+    if isinstance(value, qml.operation.Operator):
+        return _holds_tracer(_metadata(value))
+    return False
+
+
+def _metadata(op: qml.operation.Operator):
+    """What PennyLane's pytree registration keeps of ``op`` besides its data."""
+    try:
+        return op._flatten()[1]
+    except Exception:  # an operator without a working pytree registration
+        return op.hyperparameters
 
 
 class _OwnerView:

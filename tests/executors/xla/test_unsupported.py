@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pennylane as qml
 import pytest
 
@@ -36,3 +37,48 @@ def test_reasons(tape, method, words):
     assert reason is not None and words in reason
     with pytest.raises(XLAUnsupported, match=words):
         xla_execute([tape], diff_method=method)
+
+
+def test_traced_values_outside_the_parameters_are_left_to_the_device():
+    # stoch_pulse_grad under jit draws the split times of a ParametrizedEvolution: they live in
+    # its pytree metadata, which the executor compiles (and caches) as structure.
+    import jax
+    import jax.numpy as jnp
+
+    ham = qml.dot([qml.pulse.constant], [qml.PauliX(0)])
+    reasons = []
+
+    def f(t1):
+        op = qml.evolve(ham)([jnp.array(0.24)], jnp.stack([0.2, t1]))
+        tape = qml.tape.QuantumScript([op], [qml.expval(qml.Z(0))])
+        reasons.append(xla_unsupported_reason(tape, "backprop"))
+        return t1
+
+    jax.jit(f)(0.5)
+    assert reasons == ["operation ParametrizedEvolution has traced values outside its parameters"]
+    f(0.5)
+    assert reasons[-1] is None
+
+
+def test_stochastic_pulse_gradient_under_jit_matches_pennylane():
+    # PennyLane's test_pulse_gradient.py::TestStochPulseGrad::test_with_jit, which failed with
+    # qjaxiface installed (a TracerBoolConversionError looking up the program cache).
+    import jax
+    import jax.numpy as jnp
+
+    import qjaxiface
+
+    dev = qml.device("default.qubit", wires=1)
+    ham = qml.dot([qml.pulse.constant], [qml.PauliX(0)])
+
+    def fun(params):
+        op = qml.evolve(ham)(params, (0.2, 0.5))
+        tape = qml.tape.QuantumScript([op], [qml.expval(qml.PauliZ(0))])
+        tapes, fn = qml.gradients.stoch_pulse_grad(tape)
+        return fn(qml.execute(tapes, dev, "backprop"))
+
+    params = [jnp.array(0.24)]
+    p = 0.24 * (0.5 - 0.2)  # the rotation angle: exp(-i p X)
+    with qjaxiface.installed():
+        got = jax.jit(fun)(params)
+    np.testing.assert_allclose(got, -2 * np.sin(2 * p) * (0.5 - 0.2), atol=1e-6)
