@@ -91,7 +91,7 @@ def _structural_ndims(op: Operator) -> tuple[int, ...]:
         # SProd's scalar, Exp's coefficient: one number, then the base's data.
         return (0, *_structural_ndims(op.base))
     if isinstance(op, SymbolicOp):
-        # Adjoint, Pow, Controlled: the base's data. Their own ndim_params forward the base's,
+        # Adjoint, Controlled: the base's data. Their own ndim_params forward the base's,
         # which fails for an arithmetic base.
         return _structural_ndims(op.base)
     if _defines_ndim_params(op):
