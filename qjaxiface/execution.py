@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Literal
 
+import jax
 import pennylane as qml
 from pennylane.math import Interface
 from pennylane.transforms.core import CompilePipeline
@@ -37,7 +38,7 @@ from pennylane.workflow.jacobian_products import (
 from pennylane.workflow.resolution import _resolve_execution_config
 
 from ._compat import jax_core_shim
-from ._log import log_entry
+from ._log import log_entry, logger
 from .boundary import jax_jit_jvp_execute, jax_jit_vjp_execute, jax_jvp_execute, jax_vjp_execute
 from .boundary._common import FirstOrderJacobians
 from .boundary.eager import executor_name, traced_jvp_execute
@@ -291,9 +292,35 @@ def _run(tapes, device, config, inner, iface: str, executor: str):
         # The calculator differentiates through nested boundaries, so its rule is traceable
         # even under jit: no callback at this level (inner levels pick their own).
         binding = partial(traced_jvp_execute, interface=iface)
+    elif iface == "jax-jit" and not config.convert_to_numpy:
+        binding = _traced_else_callback
     else:
         binding = jax_jit_jvp_execute if iface == "jax-jit" else jax_jvp_execute
     return binding(tapes, execute_fn, jpc, device=device)
+
+
+# What a traced device raises where it needs a concrete value (a Python branch on a tracer).
+_NEEDS_CONCRETE = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
+
+def _traced_else_callback(tapes, execute_fn, jpc, device=None) -> tuple:
+    """Trace a device that executes JAX tracers itself; where its trace fails, use a callback.
+
+    A device whose config says ``convert_to_numpy=False`` (default.qubit seeded with a JAX PRNG
+    key) is traced into the program, mid-circuit measurements and sampling included, as
+    PennyLane does. Some of its paths still branch on values (tree-traversal mid-circuit
+    measurements): PennyLane's boundary raises there, qjaxiface runs them behind
+    ``pure_callback``, as for any other device. Tracing has no side effects, so retrying is safe.
+    """
+    try:
+        return traced_jvp_execute(tapes, execute_fn, jpc, device=device, interface="jax-jit")
+    except _NEEDS_CONCRETE as err:
+        logger.debug("the device cannot be traced (%s); running it behind a callback", err)
+        return jax_jit_jvp_execute(tapes, execute_fn, jpc, device=device)
 
 
 def _describe(config) -> str:
