@@ -18,17 +18,29 @@ devices are reached through ``jax.pure_callback`` with exact result shapes.
 -0.479426
 """
 
-from ._compat import check_jax_version
+from __future__ import annotations
 
-check_jax_version()  # a JAX outside the supported range fails here, not inside a gradient
+import importlib
+from typing import TYPE_CHECKING
 
-from ._version import __version__  # noqa: E402
-from .boundary import jax_jit_jvp_execute, jax_jit_vjp_execute, jax_jvp_execute, jax_vjp_execute  # noqa: E402
-from .detect import get_jax_interface_name  # noqa: E402
-from .execution import execute  # noqa: E402
-from .faults import reraise_device_errors  # noqa: E402
-from .params import set_parameters_on_copy  # noqa: E402
-from .pennylane_hook import install, installed, is_installed, uninstall  # noqa: E402
+from ._version import __version__
+
+# Public name -> the module that defines it. They are imported on first use (PEP 562), so that
+# ``import qjaxiface.cli`` (``qjaxiface --help``) does not pay for importing JAX and PennyLane.
+_EXPORTS = {
+    "execute": "execution",
+    "get_jax_interface_name": "detect",
+    "install": "pennylane_hook",
+    "installed": "pennylane_hook",
+    "is_installed": "pennylane_hook",
+    "uninstall": "pennylane_hook",
+    "jax_jit_jvp_execute": "boundary",
+    "jax_jit_vjp_execute": "boundary",
+    "jax_jvp_execute": "boundary",
+    "jax_vjp_execute": "boundary",
+    "reraise_device_errors": "faults",
+    "set_parameters_on_copy": "params",
+}
 
 __all__ = [
     "__version__",
@@ -45,3 +57,39 @@ __all__ = [
     "set_parameters_on_copy",
     "uninstall",
 ]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on demand
+    from .boundary import jax_jit_jvp_execute as jax_jit_jvp_execute
+    from .boundary import jax_jit_vjp_execute as jax_jit_vjp_execute
+    from .boundary import jax_jvp_execute as jax_jvp_execute
+    from .boundary import jax_vjp_execute as jax_vjp_execute
+    from .detect import get_jax_interface_name as get_jax_interface_name
+    from .execution import execute as execute
+    from .faults import reraise_device_errors as reraise_device_errors
+    from .params import set_parameters_on_copy as set_parameters_on_copy
+    from .pennylane_hook import install as install
+    from .pennylane_hook import installed as installed
+    from .pennylane_hook import is_installed as is_installed
+    from .pennylane_hook import uninstall as uninstall
+
+_jax_checked = False
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qjaxiface' has no attribute {name!r}")
+    global _jax_checked
+    if not _jax_checked:
+        # A JAX outside the supported range fails on first use, not inside a gradient.
+        from ._compat import check_jax_version
+
+        check_jax_version()
+        _jax_checked = True
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -2,7 +2,9 @@
 
 Run ``qjaxiface --help`` (or ``python -m qjaxiface --help``) for the list of subcommands. Every
 subcommand is implemented in a private helper module that is imported only when the subcommand
-runs, so ``qjaxiface --help`` stays fast.
+runs, and the package imports JAX and PennyLane only on first use, so ``qjaxiface --help`` and
+argument errors take a fraction of a second (``tests/cli/test_cli.py`` checks that neither is
+imported).
 
 **Example**
 

@@ -1,0 +1,41 @@
+"""The top-level package: its public names load on first use, and load the same objects."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import qjaxiface
+from qjaxiface import execution, faults, pennylane_hook
+
+
+def test_every_public_name_resolves_to_its_module_object():
+    assert set(qjaxiface.__all__) == {"__version__", *qjaxiface._EXPORTS}
+    assert qjaxiface.execute is execution.execute
+    assert qjaxiface.install is pennylane_hook.install
+    assert qjaxiface.reraise_device_errors is faults.reraise_device_errors
+    for name in qjaxiface.__all__:
+        assert getattr(qjaxiface, name) is not None
+        assert name in dir(qjaxiface)
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="has no attribute 'executee'"):
+        qjaxiface.executee  # noqa: B018
+
+
+def test_a_too_old_jax_fails_on_first_use():
+    code = (
+        "import jax; jax.__version__ = '0.6.2'\n"
+        "import qjaxiface\n"
+        "try:\n"
+        "    qjaxiface.install\n"
+        "except ImportError as exc:\n"
+        "    print('ImportError:', exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "ImportError: qjaxiface needs jax>=" in out.stdout
