@@ -38,6 +38,7 @@ from pennylane.workflow.jacobian_products import (
 from pennylane.workflow.resolution import _resolve_execution_config
 
 from ._compat import jax_core_shim
+from ._hints import hinted
 from ._log import log_entry, logger
 from .boundary import jax_jit_jvp_execute, jax_jit_vjp_execute, jax_jvp_execute, jax_vjp_execute
 from .boundary._common import FirstOrderJacobians
@@ -190,7 +191,8 @@ def _execute(
         derivative_order=max_diff,
         executor_backend=executor_backend,
     )
-    config = _resolve_execution_config(config, device, tapes)
+    with hinted(device, diff_method):
+        config = _resolve_execution_config(config, device, tapes)
     # PennyLane calls every JAX execution inside a jit trace "jax-jit", even with concrete
     # parameters; follow it, so the device was set up for the interface the binding uses.
     if config.interface == Interface.JAX_JIT:
@@ -203,7 +205,8 @@ def _execute(
     results = _run_on_xla(tapes, device, config, iface, executor)
     if results is None:
         outer, inner = _setup_transform_program(device, config, cache, cachesize)
-        tapes, outer_post = outer(tapes)
+        with hinted(device, diff_method):
+            tapes, outer_post = outer(tapes)
         results = outer_post(_run(tapes, device, config, inner, iface, executor))
     return user_post(counts_post(results))
 
