@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from functools import partial
 
@@ -76,6 +77,32 @@ def log_refusal(reason: str) -> None:
     logger.debug("XLA executor not used (%s); using the device executor instead", reason)
 
 
+_announced: set[str] = set()  # device names already told about (once per process)
+_announced_lock = threading.Lock()
+
+
+def announce_takeover(device) -> None:
+    """Say once per device name, at INFO, that ``executor="xla"`` runs its circuits instead.
+
+    With ``executor="xla"`` a QNode on lightning.qubit (or any device) runs on qjaxiface's JAX
+    simulator, not on that device: right for speed under ``jit``, a surprise for a user who
+    chose the device for its own features.
+    """
+    name = getattr(device, "name", None) or type(device).__name__
+    with _announced_lock:
+        if name in _announced:
+            return
+        _announced.add(name)
+    logger.info(
+        "executor='xla': circuits for %s run on qjaxiface's XLA state-vector simulator, not on "
+        "%s itself; pass executor='auto' (XLA only for default.qubit) or 'device' to run them "
+        "on %s",
+        name,
+        name,
+        name,
+    )
+
+
 def might_use_xla(device, iface: str, executor: str) -> bool:
     """Cheap pre-check: could :func:`select_xla` pick the XLA executor for this call at all?"""
     if executor == "device":
@@ -136,6 +163,8 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[],
             refuse(reason)
             return None
 
+    if not _runs_as_default_qubit(device):
+        announce_takeover(device)
     return partial(
         xla_execute,
         tapes,

@@ -155,3 +155,34 @@ def test_active_tracker_keeps_auto_on_the_device(caplog):
     with qml.Tracker(dev) as tracker:
         _run(dev, _rx, 0.3, executor="xla")
     assert tracker.totals == {}  # asked for explicitly: no device executions to count
+
+
+def test_xla_taking_over_another_device_is_said_once_at_info(caplog, monkeypatch):
+    from qjaxiface import executors
+
+    monkeypatch.setattr(executors, "_announced", set())
+    dev = qml.device("lightning.qubit", wires=1)
+
+    @qml.qnode(dev, diff_method="parameter-shift")
+    def circuit(x):
+        qml.RX(x, 0)
+        return qml.expval(qml.Z(0))
+
+    with caplog.at_level(logging.INFO, logger="qjaxiface"), qjaxiface.installed(executor="xla"):
+        first = jax.jit(circuit)(0.3)
+        jax.jit(jax.grad(circuit))(0.3)
+    np.testing.assert_allclose(first, np.cos(0.3))
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(infos) == 1
+    assert "run on qjaxiface's XLA state-vector simulator, not on lightning.qubit" in infos[0]
+    assert "executor='auto'" in infos[0] and "'device'" in infos[0]
+
+
+def test_default_qubit_under_xla_and_lightning_under_auto_say_nothing(caplog, monkeypatch):
+    from qjaxiface import executors
+
+    monkeypatch.setattr(executors, "_announced", set())
+    with caplog.at_level(logging.INFO, logger="qjaxiface"):
+        _run(qml.device("default.qubit", wires=1), _rx, 0.3, executor="xla")
+        _run(qml.device("lightning.qubit", wires=1), _rx, 0.3, executor="auto")
+    assert [r for r in caplog.records if r.levelno == logging.INFO] == []
