@@ -4,11 +4,12 @@ Run as ``python benchmarks/bench_xla.py [--quick] [--out DIR]`` or ``qjaxiface b
 (which calls :func:`run`). Everything runs in one process, CPU, x64.
 
 * **Gradient step**: ``jax.jit(jax.grad(f))`` of StronglyEntanglingLayers (L=3) with
-  ``qml.expval(qml.Z(0))`` for n = 4, 8, 12, 16 (quick: 4, 8) and diff methods backprop,
+  ``qml.expval(qml.Z(0))`` for n = 4, 8, 12, 16 (quick: 4, 6) and diff methods backprop,
   adjoint, parameter-shift; PennyLane's own QNode vs. the same QNode with
   ``qjaxiface.installed(executor="xla")``. Reports the first call (trace + compile + run) and the
   steady time (minimum over repeats, ``jax.block_until_ready``).
-* **Depth sweep**: first-call time of the XLA executor at n = 8 for L = 1..20 layers.
+* **Depth sweep**: first-call time of the XLA executor at n = 8 for L = 1..20 layers (quick:
+  n = 4, L = 1, 2).
 
 Writes ``results.json``, ``results.md``, ``qubits.png`` (first call and steady time vs. qubits,
 XLA executor vs. PennyLane) and ``depth_sweep.png`` into the output folder; ``--docs PATH`` also
@@ -35,8 +36,9 @@ import pennylane as qml
 jax.config.update("jax_enable_x64", True)
 
 METHODS = ("backprop", "adjoint", "parameter-shift")
-# Catalyst qjit steady times (ms) of the same jit(grad) step, measured on the 2-core CPU machine
-# the design notes (section 2) were written on; a fixed reference, not rerun here.
+# Catalyst 0.15 qjit steady times (ms) of the same jit(grad) step, measured once on the same
+# 2-core CPU machine (Catalyst pins jax 0.7.1, so it needs its own venv); a fixed reference, not
+# rerun here.
 CATALYST_MS = {
     ("adjoint", 4): 0.65,
     ("adjoint", 8): 0.73,
@@ -110,7 +112,7 @@ def _xla_step(n: int, layers: int, method: str):
     return step
 
 
-def bench_gradient(ns, repeats: int, log) -> list[dict]:
+def bench_gradient(ns, repeats: int, log, done: Callable[[], None] = lambda: None) -> list[dict]:
     rows = []
     route = _RouteLog()
     logger = logging.getLogger("qjaxiface")
@@ -139,13 +141,14 @@ def bench_gradient(ns, repeats: int, log) -> list[dict]:
                         row["pl_first"] = row["pl_steady"] = None
                 log(_fmt_row(row))
                 rows.append(row)
+                done()
     finally:
         logger.removeHandler(route)
         logger.setLevel(old_level)
     return rows
 
 
-def bench_depth(n: int, layer_list, log) -> list[dict]:
+def bench_depth(n: int, layer_list, log, done: Callable[[], None] = lambda: None) -> list[dict]:
     rows = []
     for layers in layer_list:
         w = _weights(layers, n)
@@ -154,6 +157,7 @@ def bench_depth(n: int, layer_list, log) -> list[dict]:
             row[method], _ = _time(_xla_step(n, layers, method), w, 0)
         log(f"depth n={n} L={layers}: " + ", ".join(f"{m} {row[m]:.2f}s" for m in METHODS))
         rows.append(row)
+        done()
     return rows
 
 
@@ -205,8 +209,9 @@ def to_markdown(grad_rows, depth_rows, info) -> str:
         "Steady = minimum over repeats after the first call; first call = trace + compile + run. "
         "*vs PennyLane* is PennyLane's steady time over qjaxiface's (higher is better); "
         "*vs backprop* is the method's steady time over backprop's on the XLA executor; "
-        "*vs Catalyst* is qjaxiface's steady time over Catalyst's qjit reference from the design "
-        "notes (lower is better).",
+        "*vs Catalyst* is qjaxiface's steady time over a fixed Catalyst 0.15 `qjit` reference "
+        "measured once on the same machine (`CATALYST_MS` in benchmarks/bench_xla.py; lower is "
+        "better).",
         "",
         "| n | diff method | qjaxiface first call (s) | qjaxiface steady (ms) "
         "| PennyLane first call (s) | PennyLane steady (ms) | vs PennyLane | vs backprop "
@@ -327,31 +332,72 @@ def plot_depth(depth_rows, path: Path) -> bool:
     return True
 
 
+#: --quick: what a new user can wait for (about a minute on 2 CPU cores, imports included).
+QUICK = {"ns": (4, 6), "repeats": 3, "depth_n": 4, "layers": (1, 2)}
+FULL = {"ns": (4, 8, 12, 16), "repeats": 5, "depth_n": 8, "layers": (1, 2, 4, 6, 8, 10, 12, 15, 20)}
+
+
+class _Progress:
+    """A tqdm bar over the benchmark cases when tqdm is installed, else one line per case."""
+
+    def __init__(self, total: int):
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        self._bar = tqdm(total=total, desc="qjaxiface bench", unit="case") if tqdm else None
+        self._total, self._count = total, 0
+
+    def log(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line)
+        else:
+            print(line, flush=True)
+
+    def done(self) -> None:
+        self._count += 1
+        if self._bar is not None:
+            self._bar.update()
+        else:
+            print(f"[{self._count}/{self._total}]", flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def run(quick: bool = False, out_dir: str | Path = "bench-results", docs: str | None = None):
-    """Run the benchmarks and write results.json / results.md / PNG plots to ``out_dir``.
+    """Run the benchmarks, print the table, and write results and plots to ``out_dir``.
 
     Args:
-        quick: n = 4, 8 and a short depth sweep (a minute or two) instead of the full set.
+        quick: n = 4, 6 and a two-point depth sweep (about a minute on 2 CPU cores) instead of
+            n = 4 to 16 and a depth sweep to 20 layers (about 15 minutes).
         out_dir: folder for the results.
         docs: also write this Markdown page (e.g. ``docs/benchmarks.md``), with its plots copied
             into an ``img/`` folder beside it.
+
+    Returns:
+        int: 0 (the exit status of ``qjaxiface bench``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ns = (4, 8) if quick else (4, 8, 12, 16)
-    repeats = 3 if quick else 5
-    layer_list = (1, 2, 3) if quick else (1, 2, 4, 6, 8, 10, 12, 15, 20)
-    grad_rows = bench_gradient(ns, repeats, print)
-    depth_rows = bench_depth(8 if not quick else 4, layer_list, print)
+    size = QUICK if quick else FULL
+    progress = _Progress(len(size["ns"]) * len(METHODS) + len(size["layers"]))
+    try:
+        grad_rows = bench_gradient(size["ns"], size["repeats"], progress.log, progress.done)
+        depth_rows = bench_depth(size["depth_n"], size["layers"], progress.log, progress.done)
+    finally:
+        progress.close()
     info = machine()
-    (out / "results.json").write_text(
+    markdown = to_markdown(grad_rows, depth_rows, info)
+    written = [out / "results.json", out / "results.md"]
+    written[0].write_text(
         json.dumps({"machine": info, "gradient": grad_rows, "depth": depth_rows}, indent=1)
     )
-    markdown = to_markdown(grad_rows, depth_rows, info)
-    (out / "results.md").write_text(markdown)
-    plot_qubits(grad_rows, out / "qubits.png")
-    plot_depth(depth_rows, out / "depth_sweep.png")
-    print(f"wrote {out / 'results.md'}")
+    written[1].write_text(markdown)
+    for plot, name in ((plot_qubits, "qubits.png"), (plot_depth, "depth_sweep.png")):
+        if plot(grad_rows if name == "qubits.png" else depth_rows, out / name):
+            written.append(out / name)
     if docs:
         page = Path(docs)
         img = page.parent / "img"
@@ -360,8 +406,13 @@ def run(quick: bool = False, out_dir: str | Path = "bench-results", docs: str | 
             if (out / name).exists():
                 shutil.copyfile(out / name, img / name)
         page.write_text(docs_page(markdown, info, "img"))
-        print(f"wrote {page}")
-    return grad_rows, depth_rows
+        written.append(page)
+    print()
+    print(markdown)
+    print("wrote:")
+    for path in written:
+        print(f"  {path.resolve()}")
+    return 0
 
 
 def main(argv=None) -> None:
@@ -372,7 +423,7 @@ def main(argv=None) -> None:
         "--docs", default=None, help="also write this page, e.g. docs/benchmarks.md"
     )
     args = parser.parse_args(argv)
-    run(args.quick, args.out, args.docs)
+    raise SystemExit(run(args.quick, args.out, args.docs))
 
 
 if __name__ == "__main__":

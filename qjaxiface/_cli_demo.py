@@ -221,6 +221,7 @@ def _plot_loss(losses, accuracies, path: Path) -> None:
 
 
 def _plot_boundary(predict_grid, X, y, path: Path, resolution: int = 40) -> None:
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -236,7 +237,13 @@ def _plot_boundary(predict_grid, X, y, path: Path, resolution: int = 40) -> None
     ax = fig.add_subplot()
     filled = ax.contourf(gx, gy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.8)
     ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1.5)
-    ax.scatter(X[:, 0], X[:, 1], c=y, cmap="RdBu_r", edgecolors="k", s=18)
+    cmap = matplotlib.colormaps["RdBu_r"]
+    for label, name in ((0, "class 0"), (1, "class 1")):
+        mine = np.asarray(y) == label
+        ax.scatter(
+            X[mine, 0], X[mine, 1], color=cmap(float(label)), edgecolors="k", s=18, label=name
+        )
+    ax.legend(loc="upper right", title="data", fontsize=8)
     fig.colorbar(filled, ax=ax, label="P(class 1)")
     ax.set_title("decision boundary")
     ax.set_xlabel("$x_0$")

@@ -108,3 +108,23 @@ def test_real_benchmarks_run_at_toy_size(tmp_path, clean_imports):
     assert bench.plot_depth(depth, tmp_path / "d.png") and (tmp_path / "d.png").stat().st_size
     page = bench.docs_page(markdown, info, "img")
     assert page.startswith("# Benchmarks") and "img/qubits.png" in page
+
+
+def test_run_ends_with_the_table_and_the_files_it_wrote(tmp_path, capsys, clean_imports):
+    bench = _cli_bench.load_bench([REPO])
+    tiny = {"ns": (2,), "repeats": 1, "depth_n": 2, "layers": (1,)}
+    bench.QUICK.clear()
+    bench.QUICK.update(tiny)  # the module is loaded afresh per test (clean_imports)
+    assert bench.run(quick=True, out_dir=tmp_path) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("| n | diff method |") :]
+    assert "| 2 | adjoint |" in table and "| 1 | 6 |" in table
+    assert "(" not in out.splitlines()[-1]  # no raw Python repr of the rows at the end
+    written = out[out.index("wrote:") :].split()[1:]
+    assert {Path(p).name for p in written} == {
+        "results.json",
+        "results.md",
+        "qubits.png",
+        "depth_sweep.png",
+    }
+    assert all(Path(p).is_file() and Path(p).is_absolute() for p in written)
