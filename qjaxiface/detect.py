@@ -47,7 +47,7 @@ def is_abstract(value) -> bool:
     >>> import jax, jax.numpy as jnp
     >>> is_abstract(jnp.array(1.0))
     False
-    >>> jax.jit(lambda x: is_abstract(x))(1.0)
+    >>> _ = jax.jit(lambda x: print(is_abstract(x)) or x)(1.0)
     True
     """
     while isinstance(value, _DIFF_TRACERS):
@@ -62,6 +62,25 @@ def is_differentiation_tracer(value) -> bool:
     (or higher) order derivative.
     """
     return isinstance(value, _DIFF_TRACERS)
+
+
+def inside_staging_trace() -> bool:
+    """Whether new values are being staged into a program (``jit``, ``make_jaxpr``, ...).
+
+    Under ``jit`` every JAX operation is recorded, even one on constants; eagerly, and under
+    eager ``grad``/``vmap`` of constants, it runs at once. A QNode called with concrete values
+    inside a jitted function is part of a compiled program; the same call outside is one-off.
+
+    **Example**
+
+    >>> import jax
+    >>> inside_staging_trace()
+    False
+    >>> jax.jit(lambda x: print(inside_staging_trace()) or x)(1.0)
+    True
+    Array(1., dtype=float32, weak_type=True)
+    """
+    return isinstance(jax.numpy.zeros(()), jax.core.Tracer)
 
 
 def _all_parameters(tapes: Iterable) -> Iterable:

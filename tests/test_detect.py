@@ -92,3 +92,20 @@ def test_resolve_interface_upgrades_and_honours():
     out = []
     jax.jit(lambda x: out.append(resolve_interface("jax", [_tape(x)])) or x)(0.1)
     assert out == ["jax-jit"]
+
+
+def test_inside_staging_trace_is_true_under_jit_only():
+    from qjaxiface.detect import inside_staging_trace
+
+    seen = []
+
+    def probe(x):
+        seen.append(inside_staging_trace())
+        return x * 2.0
+
+    probe(1.0)
+    jax.grad(probe)(1.0)
+    jax.vmap(probe)(jnp.ones(2))
+    jax.jit(probe)(1.0)
+    jax.make_jaxpr(lambda x: probe(x))(1.0)  # a new function: jit's trace is cached
+    assert seen == [False, False, False, True, True]

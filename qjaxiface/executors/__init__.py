@@ -15,7 +15,10 @@ import threading
 from collections.abc import Callable
 from functools import partial
 
+import jax
 import pennylane as qml
+
+from ..detect import get_jax_interface_name, inside_staging_trace
 
 logger = logging.getLogger("qjaxiface")
 
@@ -70,6 +73,29 @@ def _prng_key(device):
         return None
     device.reset_prng_key()
     return device.get_prng_keys()[0]
+
+
+def _one_off(tapes) -> bool:
+    """An eager call: concrete parameters (or eager ``grad`` tracers), not inside ``jit``.
+
+    PennyLane names every execution of a QNode declared ``interface="jax-jit"`` "jax-jit",
+    eager ones too. Compiling a program for such a call costs seconds where the device takes
+    milliseconds, so ``executor="auto"`` keeps it on the device unless an earlier call built
+    the program. Under eager ``grad`` the program would run op by op, never compiled: also
+    slower than the device.
+    """
+    return not (get_jax_interface_name(tapes) == "jax-jit" or inside_staging_trace())
+
+
+def _reusable(tapes, diff_method, config, wire_order) -> bool:
+    """Concrete values (the compiled copy runs, not op by op) and a program built earlier."""
+    from .xla import has_program
+
+    params = [p for t in tapes for p in t.get_parameters(trainable_only=False)]
+    if any(isinstance(p, jax.core.Tracer) for p in params):
+        return False
+    kwargs = dict(config.gradient_keyword_arguments)
+    return all(has_program(t, diff_method, kwargs, wire_order) for t in tapes)
 
 
 def log_refusal(reason: str) -> None:
@@ -162,6 +188,17 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[],
         if reason is not None:
             refuse(reason)
             return None
+    wire_order = wires if wires else None
+    if (
+        executor == "auto"
+        and _one_off(tapes)
+        and not _reusable(tapes, diff_method, config, wire_order)
+    ):
+        refuse(
+            "an eager call (concrete values outside jit): the device runs it at once, where "
+            "the XLA executor would first compile a program (executor='xla' compiles it)"
+        )
+        return None
 
     if not _runs_as_default_qubit(device):
         announce_takeover(device)

@@ -186,3 +186,76 @@ def test_default_qubit_under_xla_and_lightning_under_auto_say_nothing(caplog, mo
         _run(qml.device("default.qubit", wires=1), _rx, 0.3, executor="xla")
         _run(qml.device("lightning.qubit", wires=1), _rx, 0.3, executor="auto")
     assert [r for r in caplog.records if r.levelno == logging.INFO] == []
+
+
+def _sel(n_layers=1):
+    def tape_fn(w):
+        return qml.tape.QuantumScript(
+            [qml.StronglyEntanglingLayers(w, wires=range(3))], [qml.expval(qml.Z(0))]
+        )
+
+    return tape_fn, jnp.asarray(np.random.default_rng(1).random((n_layers, 3, 3)))
+
+
+def _eager_jit_interface(dev, tape_fn, w, executor="auto", grad=False):
+    def cost(w):
+        tape = tape_fn(w)
+        return qjaxiface.execute(
+            [tape], dev, diff_method="parameter-shift", interface="jax-jit", executor=executor
+        )[0]
+
+    return jax.grad(cost)(w) if grad else cost(w)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_eager_call_declared_jax_jit_runs_on_the_device_not_compiled(caplog, grad):
+    # interface="jax-jit" called eagerly: compiling a program for one call costs seconds where
+    # the device takes milliseconds (issue: 2.8-4.8 s against 0.07-0.09 s).
+    from qjaxiface.executors import xla
+
+    xla.clear_cache()
+    tape_fn, w = _sel()
+    dev = qml.device("default.qubit")
+    with caplog.at_level(logging.DEBUG, logger="qjaxiface"):
+        got = _eager_jit_interface(dev, tape_fn, w, grad=grad)
+    msgs = _routes(caplog)
+    assert any("XLA executor not used (an eager call" in m for m in msgs)
+    assert not any("executor=xla" in m for m in msgs)
+    assert len(xla._cache) == 0  # nothing was built
+    expected = (jax.grad if grad else (lambda f: f))(
+        lambda w: qml.execute([tape_fn(w)], dev, diff_method="backprop")[0]
+    )(w)
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
+def test_eager_call_reuses_a_program_an_earlier_call_built(caplog):
+    from qjaxiface.executors import xla
+
+    xla.clear_cache()
+    tape_fn, w = _sel()
+    dev = qml.device("default.qubit")
+    first = _eager_jit_interface(dev, tape_fn, w, executor="xla")  # asked for: compiles
+    assert len(xla._cache) == 1
+    with caplog.at_level(logging.DEBUG, logger="qjaxiface"):
+        again = _eager_jit_interface(dev, tape_fn, w)
+        grad = _eager_jit_interface(dev, tape_fn, w, grad=True)
+    msgs = _routes(caplog)
+    # The value reuses the compiled program; eager grad would run it op by op: the device.
+    assert sum("executor=xla" in m for m in msgs) == 1
+    assert any("XLA executor not used (an eager call" in m for m in msgs)
+    np.testing.assert_allclose(again, first, atol=1e-12)
+    assert grad.shape == w.shape
+
+
+def test_concrete_values_inside_jit_still_compile_with_the_program(caplog):
+    tape_fn, w = _sel()
+    dev = qml.device("default.qubit")
+
+    @jax.jit
+    def f(scale):
+        # w is a constant here: the execution is concrete, but part of a compiled program.
+        return scale * _eager_jit_interface(dev, tape_fn, w)
+
+    with caplog.at_level(logging.DEBUG, logger="qjaxiface"):
+        f(2.0)
+    assert any("executor=xla" in m for m in _routes(caplog))

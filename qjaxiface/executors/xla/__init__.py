@@ -52,6 +52,7 @@ __all__ = [
     "DIFF_METHODS",
     "XLAUnsupported",
     "clear_cache",
+    "has_program",
     "set_sharding",
     "xla_execute",
     "xla_unsupported_reason",
@@ -320,6 +321,13 @@ def _tape_function(tape, leaves, diff_method, kwargs, wire_order):
     else:
         _cache.move_to_end(key)
     return fn
+
+
+def has_program(tape, diff_method, gradient_kwargs=None, wire_order=None) -> bool:
+    """Whether an earlier call already built the program that would run ``tape``."""
+    leaves = tuple(jnp.asarray(x) for x in _leaves(tape))
+    key = _structure_key(tape, leaves, diff_method, gradient_kwargs, wire_order)
+    return key is not None and key in _cache
 
 
 def xla_execute(
