@@ -279,3 +279,25 @@ def unprovidable_jax_core_names() -> tuple[str, ...]:
         except (ImportError, AttributeError):
             out.append(name)
     return tuple(out)
+
+
+@contextlib.contextmanager
+def outside_traces() -> Iterator[None]:
+    """Evaluate JAX operations at once inside the block, whatever trace is current.
+
+    JAX runs a ``custom_jvp`` rule under eager ``jax.grad`` (``jax.linearize``) with the tangent
+    trace current, even when its primals are concrete. Host work in the rule that builds JAX
+    arrays from NumPy values (PennyLane operators do: ``ParametrizedEvolution`` casts its
+    parameters with ``jnp.array``) then yields tracers that no device can read. Only for blocks
+    whose inputs are all concrete. JAX has no public API for it; where the private one is
+    missing, the block runs as it is.
+    """
+    from jax._src import core
+
+    set_current_trace = getattr(core, "set_current_trace", None)
+    eval_trace = getattr(core, "eval_trace", None)
+    if set_current_trace is None or eval_trace is None:
+        yield
+        return
+    with set_current_trace(eval_trace):
+        yield

@@ -80,6 +80,10 @@ def _scale(jac, tangent, batch_size):
     if batch_size and tangent.shape == (batch_size,):
         # A broadcast parameter: result b depends only on element b of the parameter.
         return jac * tangent.reshape((batch_size,) + (1,) * (jac.ndim - 1))
+    if jac.ndim >= tangent.ndim and jac.shape[jac.ndim - tangent.ndim :] == tangent.shape:
+        # An array-valued parameter (ParametrizedEvolution's coefficients under
+        # stoch_pulse_grad): PennyLane appends its shape to the result's in the Jacobian.
+        return jnp.tensordot(jac, tangent, axes=tangent.ndim)
     raise ValueError(
         f"cannot differentiate with respect to an array-valued gate parameter of shape "
         f"{tangent.shape} with this gradient method; use diff_method='backprop' (or the XLA "

@@ -14,6 +14,7 @@ from functools import partial
 
 import jax
 
+from .._compat import outside_traces
 from .._log import log_entry
 from ..detect import custom_rule_traces_primals, get_jax_interface_name
 from ._common import (
@@ -64,7 +65,14 @@ def _execute_jvp(box: TapeBox, execute_fn: ExecuteFn, jpc, primals, tangents):
         )
         return results, jvps
     expanded, groups = split_broadcast(tapes)
-    results, jacobians = jpc.execute_and_compute_jacobian(expanded)
+    if any(isinstance(p, jax.core.Tracer) for p in jax.tree_util.tree_leaves(params)):
+        results, jacobians = jpc.execute_and_compute_jacobian(expanded)
+    else:
+        # Concrete primals, but under eager grad the tangent trace is current: operators a
+        # gradient transform builds (stoch_pulse_grad's split ParametrizedEvolutions) would hold
+        # tracers the device cannot read.
+        with outside_traces():
+            results, jacobians = jpc.execute_and_compute_jacobian(expanded)
     return assemble_jvps(tapes, groups, expanded, to_jax(results), jacobians, values)
 
 
