@@ -99,21 +99,29 @@ def jacobian_shape_dtype(tape, device=None, num_params: int | None = None):
         device (Device, optional): supplies the wire count.
         num_params (int, optional): number of trainable parameters (default: the tape's).
     """
-    num_params = len(tape.trainable_params) if num_params is None else num_params
+    trainable = tape.get_parameters(trainable_only=True)
+    num_params = len(trainable) if num_params is None else num_params
     res = result_shape_dtype(tape, device)
+    # An array-valued parameter (a pulse's coefficients) appends its shape to the result's; a
+    # broadcast parameter's leading axis is the result's batch axis already.
+    if tape.batch_size is None and len(trainable) == num_params:
+        extra = [tuple(np.shape(p)) for p in trainable]
+    else:
+        extra = [()] * num_params
 
-    def as_float(s):
+    def as_float(s, param_shape=()):
         dtype = s.dtype if jnp.issubdtype(s.dtype, jnp.inexact) else jax_dtype(float)
-        return jax.ShapeDtypeStruct(s.shape, dtype)
+        return jax.ShapeDtypeStruct(s.shape + param_shape, dtype)
+
+    def per_measurement(s):
+        if num_params == 1:
+            return as_float(s, extra[0])
+        return tuple(as_float(s, e) for e in extra)
 
     def per_setting(setting):
         if len(tape.measurements) == 1:
-            leaf = as_float(setting)
-            return leaf if num_params == 1 else tuple(leaf for _ in range(num_params))
-        leaves = tuple(as_float(s) for s in setting)
-        if num_params == 1:
-            return leaves
-        return tuple(tuple(leaf for _ in range(num_params)) for leaf in leaves)
+            return per_measurement(setting)
+        return tuple(per_measurement(s) for s in setting)
 
     if tape.shots.has_partitioned_shots:
         return tuple(per_setting(s) for s in res)

@@ -80,6 +80,22 @@ def test_jacobian_nesting():
     assert single[0][1].shape == (2,)
 
 
+def test_jacobian_of_an_array_valued_parameter_appends_its_shape():
+    # PennyLane's convention (stoch_pulse_grad on a pulse's polynomial coefficients).
+    tape = qml.tape.QuantumScript(
+        [qml.RX(0.1, 0), qml.QubitUnitary(np.eye(2), 0)],
+        [qml.expval(qml.Z(0)), qml.probs([0])],
+    )
+    jac = jacobian_shape_dtype(tape)
+    assert [j.shape for j in jac[0]] == [(), (2, 2)]
+    assert [j.shape for j in jac[1]] == [(2,), (2, 2, 2)]
+    tape.trainable_params = [1]
+    assert [j.shape for j in jacobian_shape_dtype(tape)] == [(2, 2), (2, 2, 2)]
+    # A broadcast parameter's leading axis is the result's batch axis: nothing is appended.
+    batched = qml.tape.QuantumScript([qml.RX(np.array([0.1, 0.2]), 0)], [qml.expval(qml.Z(0))])
+    assert jacobian_shape_dtype(batched).shape == (2,)
+
+
 def test_conform_rejects_size_mismatch():
     with pytest.raises(ValueError, match="expected"):
         conform(np.zeros(3), jax.ShapeDtypeStruct((4,), np.float64))

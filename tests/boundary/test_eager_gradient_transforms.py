@@ -68,8 +68,14 @@ def test_array_valued_parameter_gets_its_jvp():
         )
     with qjaxiface.installed():
         got = jax.grad(_array_parameter_qnode(qml.gradients.stoch_pulse_grad, **kwargs))(params)
+        # Under jit the Jacobian comes back through a callback, whose declared shapes must
+        # include the parameter's.
+        jitted = jax.jit(
+            jax.grad(_array_parameter_qnode(qml.gradients.stoch_pulse_grad, **kwargs))
+        )(params)
     assert got[1].shape == (3,)
     assert_tree_allclose(got, reference, atol=1e-10)
+    assert_tree_allclose(jitted, reference, atol=1e-10)
 
 
 @pytest.mark.parametrize("param_shape", [(3,), (2, 2)])
