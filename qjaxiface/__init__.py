@@ -21,6 +21,7 @@ devices are reached through ``jax.pure_callback`` with exact result shapes.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING
 
 from ._version import __version__
@@ -78,17 +79,26 @@ _jax_checked = False
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'qjaxiface' has no attribute {name!r}")
+        # A submodule not imported yet (``qjaxiface.faults.HostCallbackError`` right after
+        # ``import qjaxiface``), as when this package imported everything eagerly.
+        if name.startswith("__") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+            raise AttributeError(f"module 'qjaxiface' has no attribute {name!r}")
+        _check_jax()
+        return importlib.import_module(f".{name}", __name__)
+    _check_jax()
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def _check_jax() -> None:
+    # A JAX outside the supported range fails on first use, not inside a gradient.
     global _jax_checked
     if not _jax_checked:
-        # A JAX outside the supported range fails on first use, not inside a gradient.
         from ._compat import check_jax_version
 
         check_jax_version()
         _jax_checked = True
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
 
 
 def __dir__() -> list[str]:

@@ -39,3 +39,14 @@ def test_a_too_old_jax_fails_on_first_use():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert "ImportError: qjaxiface needs jax>=" in out.stdout
+
+
+def test_submodules_are_reachable_as_attributes_right_after_import():
+    code = (
+        "import qjaxiface\n"
+        "print(qjaxiface.faults.HostCallbackError.__name__, qjaxiface.counts.__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.split() == ["HostCallbackError", "qjaxiface.counts"]
