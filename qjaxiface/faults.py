@@ -12,6 +12,11 @@ traceback and ``__cause__`` intact:
   returned, through :func:`reraise_device_errors` around the call (a context manager and a
   decorator).
 
+Either way the error is reported once. JAX also logs every failing callback at ERROR level with
+the same traceback; that record is dropped for qjaxiface's own callbacks, because the exception
+that reaches the user carries all of it: the original itself, or a ``JaxRuntimeError`` whose text
+holds the original's message and traceback.
+
 Recorded exceptions are kept in a small bounded registry, so an error nobody translates cannot
 grow memory.
 """
@@ -20,12 +25,20 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import re
 import threading
+import traceback
 import uuid
 
 _MAX_RECORDED = 64
 _TOKEN = re.compile(r"\[qjaxiface host fault ([0-9a-f]{32})\]")
+
+# The one-line hint on an exception re-raised automatically (the remedy for the case that is not).
+AUTO_NOTE = (
+    "qjaxiface: raised by the device inside a host callback and re-raised as itself; inside your "
+    "own jax.jit, wrap the call in qjaxiface.reraise_device_errors() to get it the same way."
+)
 
 _lock = threading.Lock()
 _recorded: collections.OrderedDict[str, BaseException] = collections.OrderedDict()
@@ -39,12 +52,29 @@ class HostCallbackError(RuntimeError):
 
     def __init__(self, token: str, original: BaseException):
         self.token = token
+        # JAX's JaxRuntimeError shows only this exception's text and frames, not its cause: the
+        # original's own traceback goes into the text, so the user sees where the device failed.
+        origin = "".join(traceback.format_exception(original)).rstrip()
         super().__init__(
             f"{type(original).__name__}: {original} [qjaxiface host fault {token}] "
             "(raised by the device or gradient code that qjaxiface called from a jax.pure_callback;"
             " JAX reports it as JaxRuntimeError. To get the original exception from a jitted "
-            "call, run the call inside `with qjaxiface.reraise_device_errors():`.)"
+            "call, run the call inside `with qjaxiface.reraise_device_errors():`.)\n"
+            f"The original exception:\n{origin}"
         )
+
+
+class _DropCallbackLogRecords(logging.Filter):
+    """Drops JAX's ERROR record for a failing qjaxiface callback: the raised error says it all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, HostCallbackError)
+
+
+_JAX_CALLBACK_LOG = logging.getLogger("jax._src.callback")
+if not any(isinstance(f, _DropCallbackLogRecords) for f in _JAX_CALLBACK_LOG.filters):
+    _JAX_CALLBACK_LOG.addFilter(_DropCallbackLogRecords())
 
 
 def record(err: BaseException) -> HostCallbackError:
@@ -76,11 +106,16 @@ def original_exception(err: BaseException) -> BaseException | None:
     return None
 
 
-def raise_original(err: BaseException) -> None:
-    """Re-raise the recorded host exception behind ``err``, if any; otherwise return."""
+def raise_original(err: BaseException, *, note: str | None = None) -> None:
+    """Re-raise the recorded host exception behind ``err``, if any; otherwise return.
+
+    ``note`` (PEP 678) is added to the re-raised exception once.
+    """
     original = original_exception(err)
     if original is None:
         return
+    if note is not None and note not in getattr(original, "__notes__", ()):
+        original.add_note(note)
     # Keep the original's traceback and __cause__; hide JAX's wrapper (its text is the same
     # traceback again) from the printed chain.
     original.__suppress_context__ = True

@@ -82,5 +82,5 @@ def batched_pure_callback(
         return jax.pure_callback(guarded_host, out_structs, *leaves, vmap_method="broadcast_all")
     except Exception as err:
         # Concrete arguments: the callback ran inside this call. Give back what the host raised.
-        faults.raise_original(err)
+        faults.raise_original(err, note=faults.AUTO_NOTE)
         raise

@@ -89,6 +89,80 @@ def test_jit_fault_without_translation_says_what_it_was_and_what_to_do(dev):
     assert "qjaxiface.reraise_device_errors()" in message
 
 
+def test_jit_fault_text_holds_the_devices_own_traceback(dev):
+    """JaxRuntimeError shows only the marker's frames: the marker's text adds the device's own."""
+    dev.fail = {"execute"}
+    with pytest.raises(jax.errors.JaxRuntimeError) as info:
+        jax.jit(_cost(dev, diff_method="parameter-shift"))(X)
+    message = str(info.value)
+    assert "The original exception:" in message
+    assert "_maybe_fail" in message  # the device's frame
+    assert "OSError: low-level execute failure" in message  # and its cause
+
+
+@pytest.fixture
+def callback_log(caplog):
+    """JAX's own ERROR records for failing callbacks, at the level a user's logging shows."""
+    log = logging.getLogger("jax._src.callback")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    with caplog.at_level(logging.ERROR, logger="jax._src.callback"):
+        yield caplog
+    log.setLevel(level)
+
+
+@pytest.mark.parametrize("route", ["concrete-jax-jit", "jit"])
+def test_a_fault_is_reported_once_without_jaxs_logged_traceback(dev, callback_log, route):
+    """JAX logs every failing callback; for qjaxiface's callbacks the raised error says it all."""
+    dev.fail = {"execute"}
+    if route == "jit":
+        with pytest.raises(jax.errors.JaxRuntimeError):
+            jax.jit(_cost(dev, diff_method="parameter-shift"))(X)
+    else:
+        with pytest.raises(DeviceFault):
+            _cost(dev, diff_method="parameter-shift", interface="jax-jit")(X)
+    assert [r for r in callback_log.records if r.name == "jax._src.callback"] == []
+
+
+def test_other_callbacks_are_still_logged_by_jax(callback_log):
+    with pytest.raises(jax.errors.JaxRuntimeError):
+        jax.jit(lambda x: jax.pure_callback(_raise_value_error, x, x))(X)
+    assert any("pure_callback failed" in r.getMessage() for r in callback_log.records)
+
+
+def test_an_automatic_reraise_carries_a_one_line_hint_once(dev):
+    """qjaxiface re-raised it by itself: the note says how to get the same under one's own jit."""
+    dev.fail = {"execute"}
+    with pytest.raises(DeviceFault) as info:
+        _cost(dev, diff_method="parameter-shift", interface="jax-jit")(X)
+    assert info.value.__notes__.count(faults.AUTO_NOTE) == 1
+    assert "\n" not in faults.AUTO_NOTE and "reraise_device_errors()" in faults.AUTO_NOTE
+
+
+def test_an_installed_qnode_called_from_python_raises_the_device_fault(dev):
+    """An installed QNode declared "jax-jit", called eagerly: no context manager needed."""
+
+    @qml.qnode(dev, diff_method="parameter-shift", interface="jax-jit")
+    def circuit(x):
+        qml.RY(x, 0)
+        return qml.expval(qml.Z(0))
+
+    dev.fail = {"execute"}
+    with qjaxiface.installed(executor="device"):
+        for fn in (circuit, jax.grad(circuit)):
+            with pytest.raises(DeviceFault) as info:
+                fn(X)
+            _assert_is_the_device_fault(info.value, "execute")
+            assert info.value.__notes__.count(faults.AUTO_NOTE) == 1
+
+
+def test_reraise_device_errors_adds_no_hint(dev):
+    dev.fail = {"execute"}
+    with pytest.raises(DeviceFault) as info, qjaxiface.reraise_device_errors():
+        jax.jit(_cost(dev, diff_method="parameter-shift"))(X)
+    assert faults.AUTO_NOTE not in getattr(info.value, "__notes__", [])
+
+
 def test_builtin_boundary_also_loses_the_type_under_jit(dev):
     """For comparison: PennyLane's own boundary (qjaxiface uninstalled) under jit."""
     dev.fail = {"execute"}
