@@ -5,17 +5,16 @@ routes ordinary QNodes with ``interface="jax"``, ``"jax-jit"`` or ``"auto"`` thr
 ``jax.jit``, default.qubit circuits compile into one XLA program (derivative rule included); host
 devices are reached through ``jax.pure_callback`` with exact result shapes.
 
-**Example**
-
->>> import jax, pennylane as qml
->>> import qjaxiface
->>> with qjaxiface.installed():
-...     @qml.qnode(qml.device("default.qubit"), diff_method="parameter-shift")
-...     def circuit(x):
-...         qml.RX(x, 0)
-...         return qml.expval(qml.Z(0))
-...     print(round(float(jax.jit(jax.grad(circuit))(0.5)), 6))
--0.479426
+Examples:
+    >>> import jax, pennylane as qml
+    >>> import qjaxiface
+    >>> with qjaxiface.installed():
+    ...     @qml.qnode(qml.device("default.qubit"), diff_method="parameter-shift")
+    ...     def circuit(x):
+    ...         qml.RX(x, 0)
+    ...         return qml.expval(qml.Z(0))
+    ...     print(round(float(jax.jit(jax.grad(circuit))(0.5)), 6))
+    -0.479426
 """
 
 from __future__ import annotations

@@ -6,12 +6,11 @@ with ``--source``, the current working directory, or the folder that contains th
 ``qjaxiface`` package -- and imports ``benchmarks.bench_xla`` from there. The module must
 provide ``run(quick: bool, out_dir)``.
 
-**Example**
-
->>> from pathlib import Path
->>> from qjaxiface._cli_bench import find_benchmarks
->>> find_benchmarks([Path("/nonexistent")]) is None
-True
+Examples:
+    >>> from pathlib import Path
+    >>> from qjaxiface._cli_bench import find_benchmarks
+    >>> find_benchmarks([Path("/nonexistent")]) is None
+    True
 """
 
 from __future__ import annotations
@@ -72,7 +71,7 @@ def load_bench(roots: Sequence[Path]) -> ModuleType:
     benchmark's own imports of sibling modules keep working while it runs).
 
     Args:
-        roots: folders to search, see :func:`candidate_roots`.
+        roots: folders to search, see ``candidate_roots``.
 
     Returns:
         ModuleType: the imported module.

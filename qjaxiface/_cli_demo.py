@@ -4,17 +4,16 @@ A data re-uploading circuit on two qubits (``default.qubit``) encodes each 2-D p
 times, interleaved with trainable rotations and an entangling gate; a classical linear head turns
 the two ``<Z>`` expectation values into a logit. The whole training step -- the ``jax.vmap`` over
 the data batch, the binary cross-entropy, the gradient and the optax Adam update -- is one
-``jax.jit``-compiled function, traced while :func:`qjaxiface.installed` routes the QNode through
+``jax.jit``-compiled function, traced while ``qjaxiface.installed`` routes the QNode through
 qjaxiface.
 
-**Example**
-
->>> import tempfile
->>> from qjaxiface._cli_demo import run_demo
->>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +SKIP
-...     result = run_demo(steps=20, out_dir=tmp, progress=False)
->>> result.loss_decreased  # doctest: +SKIP
-True
+Examples:
+    >>> import tempfile
+    >>> from qjaxiface._cli_demo import run_demo
+    >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +SKIP
+    ...     result = run_demo(steps=20, out_dir=tmp, progress=False)
+    >>> result.loss_decreased  # doctest: +SKIP
+    True
 """
 
 from __future__ import annotations
@@ -53,11 +52,10 @@ def make_moons(
         tuple[np.ndarray, np.ndarray]: points of shape ``(n_samples, 2)`` and labels in
         ``{0., 1.}`` of shape ``(n_samples,)``, both ``float32``, in shuffled order.
 
-    **Example**
-
-    >>> X, y = make_moons(10, seed=1)
-    >>> X.shape, y.shape, sorted(set(y.tolist()))
-    ((10, 2), (10,), [0.0, 1.0])
+    Examples:
+        >>> X, y = make_moons(10, seed=1)
+        >>> X.shape, y.shape, sorted(set(y.tolist()))
+        ((10, 2), (10,), [0.0, 1.0])
     """
     rng = np.random.default_rng(seed)
     n_upper = n_samples // 2
@@ -74,7 +72,7 @@ def make_moons(
 
 
 def init_params(seed: int = 0, n_layers: int = 3) -> dict:
-    """Initial parameters of :func:`make_classifier`.
+    """Initial parameters of ``make_classifier``.
 
     Args:
         seed: seed of the JAX PRNG key.
@@ -85,11 +83,10 @@ def init_params(seed: int = 0, n_layers: int = 3) -> dict:
         an offset for the ``RY`` angle (from ``x[0]``) and for the ``RZ`` angle (from
         ``x[1]``) -- and a linear ``"head"`` (``"w"`` of shape ``(2,)``, scalar ``"b"``).
 
-    **Example**
-
-    >>> params = init_params(n_layers=2)
-    >>> params["circuit"].shape, params["head"]["w"].shape
-    ((2, 2, 4), (2,))
+    Examples:
+        >>> params = init_params(n_layers=2)
+        >>> params["circuit"].shape, params["head"]["w"].shape
+        ((2, 2, 4), (2,))
     """
     import jax
     import jax.numpy as jnp
@@ -114,13 +111,12 @@ def make_classifier(n_layers: int = 3, device=None):
         Callable: ``predict(params, X) -> logits`` for a batch ``X`` of shape ``(n, 2)``; the
         circuit is mapped over the batch with ``jax.vmap``.
 
-    **Example**
-
-    >>> import pennylane as qml
-    >>> X, _ = make_moons(4)
-    >>> predict = make_classifier(n_layers=1)
-    >>> predict(init_params(n_layers=1), X).shape
-    (4,)
+    Examples:
+        >>> import pennylane as qml
+        >>> X, _ = make_moons(4)
+        >>> predict = make_classifier(n_layers=1)
+        >>> predict(init_params(n_layers=1), X).shape
+        (4,)
     """
     import jax
     import jax.numpy as jnp
@@ -150,17 +146,16 @@ def make_classifier(n_layers: int = 3, device=None):
 def accuracy(logits, y) -> float:
     """Fraction of points whose predicted class (``logit > 0``) equals the label.
 
-    **Example**
-
-    >>> accuracy(np.array([2.0, -1.0, 0.5]), np.array([1.0, 0.0, 0.0]))
-    0.6666666666666666
+    Examples:
+        >>> accuracy(np.array([2.0, -1.0, 0.5]), np.array([1.0, 0.0, 0.0]))
+        0.6666666666666666
     """
     return float(np.mean((np.asarray(logits) > 0) == (np.asarray(y) > 0.5)))
 
 
 @dataclass
 class DemoResult:
-    """What :func:`run_demo` produced.
+    """What ``run_demo`` produced.
 
     Attributes:
         losses: training loss before each step.

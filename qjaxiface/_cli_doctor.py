@@ -7,12 +7,11 @@ JAX/PennyLane pair stands: inside the tested range or not, and which known incom
 qjaxiface works around in it. The self-test takes eager and jitted gradients on the callback path
 and on the XLA path, and compares each with the analytic value and the route qjaxiface logged.
 
-**Example**
-
->>> from qjaxiface._cli_doctor import environment_report
->>> report = environment_report()
->>> sorted(report["versions"])[:3]
-['jax', 'jaxlib', 'pennylane']
+Examples:
+    >>> from qjaxiface._cli_doctor import environment_report
+    >>> report = environment_report()
+    >>> sorted(report["versions"])[:3]
+    ['jax', 'jaxlib', 'pennylane']
 """
 
 from __future__ import annotations
@@ -63,11 +62,10 @@ def pennylane_devices() -> dict[str, list[str]]:
     Returns:
         dict[str, list[str]]: ``"distribution version"`` mapped to sorted device names.
 
-    **Example**
-
-    >>> devices = pennylane_devices()
-    >>> any("default.qubit" in names for names in devices.values())
-    True
+    Examples:
+        >>> devices = pennylane_devices()
+        >>> any("default.qubit" in names for names in devices.values())
+        True
     """
     grouped: dict[str, list[str]] = {}
     for ep in metadata.entry_points(group="pennylane.plugins"):
@@ -94,7 +92,7 @@ def environment_report() -> dict[str, Any]:
     Returns:
         dict: keys ``"python"``, ``"versions"``, ``"backend"``, ``"devices"``, ``"x64"``,
         ``"pennylane_devices"``, ``"hook_installed"`` and ``"compatibility"`` (see
-        :func:`compatibility_report`).
+        ``compatibility_report``).
     """
     import jax
 
@@ -121,10 +119,9 @@ def compatibility_report() -> dict[str, Any]:
         ``"untested"``), ``"jax_range"``, ``"pennylane_range"``, ``"workarounds"`` (sentences)
         and ``"capture"`` (whether ``qml.capture`` is enabled).
 
-    **Example**
-
-    >>> compatibility_report()["jax"] in ("tested", "newer")
-    True
+    Examples:
+        >>> compatibility_report()["jax"] in ("tested", "newer")
+        True
     """
     import jax
     import pennylane as qml
@@ -170,7 +167,7 @@ def compatibility_report() -> dict[str, Any]:
 
 @dataclass
 class SelfTestResult:
-    """The outcome of :func:`self_test`.
+    """The outcome of ``self_test``.
 
     Attributes:
         passed: whether every check passed.
@@ -263,7 +260,7 @@ def self_test(
     """Differentiate ``RX(x) -> <Z>`` through qjaxiface, eagerly or under ``jax.jit``.
 
     The QNode uses ``default.qubit`` and ``interface="auto"``; the call runs inside
-    :func:`qjaxiface.installed` with ``executor``, so PennyLane routes it through qjaxiface.
+    ``qjaxiface.installed`` with ``executor``, so PennyLane routes it through qjaxiface.
     The check passes when the gradient equals ``-sin(x)`` within ``atol``, a logged boundary
     entry contains ``route`` (the path that was meant to be exercised was taken), and the hook
     is active inside the context and restored after it.
@@ -280,13 +277,12 @@ def self_test(
     Returns:
         SelfTestResult: the outcome; it never raises for a failing check.
 
-    **Example**
-
-    >>> result = self_test()
-    >>> result.passed, round(result.expected, 6)
-    (True, -0.644218)
-    >>> self_test(jit=False, executor="device").passed
-    True
+    Examples:
+        >>> result = self_test()
+        >>> result.passed, round(result.expected, 6)
+        (True, -0.644218)
+        >>> self_test(jit=False, executor="device").passed
+        True
     """
     check = check or f"{diff_method}, {'jit' if jit else 'eager'}, executor={executor}"
     start = time.perf_counter()
@@ -403,8 +399,8 @@ def run_doctor(run_self_test: bool = True) -> int:
     """Print the environment report and (by default) run the self-test.
 
     Args:
-        run_self_test: run :func:`self_test` after the report, once for each case of
-            :data:`SELF_TEST_CHECKS` (eager and jitted, callback and XLA paths, backprop).
+        run_self_test: run ``self_test`` after the report, once for each case of
+            ``SELF_TEST_CHECKS`` (eager and jitted, callback and XLA paths, backprop).
 
     Returns:
         int: 0 if the self-test passed or was skipped, 1 if it failed.

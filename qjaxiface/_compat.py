@@ -22,10 +22,10 @@ So while qjaxiface is installed, and while a ``qjaxiface.execute`` call runs, th
 
 - puts the two missing ``jax.core`` names back: the very objects JAX keeps in
   ``jax.extend.core`` / ``jax._src.core``, nothing re-implemented;
-- replaces ``_jax_argnums_to_tape_trainable`` with :func:`argnums_trainable_parameters`, which
+- replaces ``_jax_argnums_to_tape_trainable`` with ``argnums_trainable_parameters``, which
   does the same on public API (``jax.jvp``), where the installed JAX lacks ``TraceTag``.
 
-When the last holder lets go (:func:`qjaxiface.uninstall`, the end of the call), exactly what was
+When the last holder lets go (``qjaxiface.uninstall``, the end of the call), exactly what was
 changed is put back. On a JAX that has everything (0.7.x) the shim changes nothing. Remove it when
 qjaxiface requires a PennyLane release that no longer uses these internals (PennyLane > 0.45).
 """
@@ -55,12 +55,11 @@ PENNYLANE_RANGE = ">=0.45,<0.46"
 def version_tuple(version: str) -> tuple[int, ...]:
     """``"0.12.0.1"`` -> ``(0, 12, 0, 1)``; a pre-release or local suffix is dropped.
 
-    **Example**
-
-    >>> version_tuple("0.7.1")
-    (0, 7, 1)
-    >>> version_tuple("0.13.0.dev20260101")
-    (0, 13, 0)
+    Examples:
+        >>> version_tuple("0.7.1")
+        (0, 7, 1)
+        >>> version_tuple("0.13.0.dev20260101")
+        (0, 13, 0)
     """
     parts = []
     for part in version.split("+")[0].split("."):
@@ -76,10 +75,9 @@ def version_tuple(version: str) -> tuple[int, ...]:
 def jax_support(version: str | None = None) -> str:
     """Where a JAX version stands: ``"tested"``, ``"newer"`` (untested) or ``"too old"``.
 
-    **Example**
-
-    >>> jax_support("0.10.2"), jax_support("0.13.1"), jax_support("0.6.2")
-    ('tested', 'newer', 'too old')
+    Examples:
+        >>> jax_support("0.10.2"), jax_support("0.13.1"), jax_support("0.6.2")
+        ('tested', 'newer', 'too old')
     """
     v = version_tuple(version or jax.__version__)
     if v < version_tuple(MIN_JAX):
@@ -98,7 +96,7 @@ def check_jax_version(version: str | None = None) -> None:
     """Fail at import for a JAX qjaxiface cannot work with; warn for an untested newer one.
 
     Raises:
-        ImportError: for a JAX older than :data:`MIN_JAX` (it lacks the APIs the boundary is
+        ImportError: for a JAX older than ``MIN_JAX`` (it lacks the APIs the boundary is
             built on), naming the supported range and the command that fixes it.
     """
     version = version or jax.__version__
@@ -154,10 +152,9 @@ def missing_jax_core_names() -> tuple[str, ...]:
 
     Read once, before the shim can have added any (``jax.core`` changes only through it).
 
-    **Example**
-
-    >>> set(missing_jax_core_names()) <= {"TraceTag", "concrete_or_error", "is_concrete"}
-    True
+    Examples:
+        >>> set(missing_jax_core_names()) <= {"TraceTag", "concrete_or_error", "is_concrete"}
+        True
     """
     return tuple(n for n in ("TraceTag", *_JAX_CORE_NAMES) if not _jax_core_has(n))
 

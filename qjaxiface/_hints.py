@@ -4,15 +4,14 @@ qjaxiface does not replace such an error: it keeps its type and message (code th
 keeps working) and attaches the remedy as a PEP 678 note, which Python prints after the message.
 Each remedy is attached once, however many nested executions the error passes through.
 
-**Example**
-
->>> import pennylane as qml
->>> err = qml.exceptions.DeviceError(
-...     "Measurement sample(wires=[0]) not accepted for analytic simulation on default.qubit."
-... )
->>> add_shots_hint(err)
->>> print(err.__notes__[0].splitlines()[0])
-qjaxiface hint: this measurement draws samples, so the circuit needs shots. Set them on the QNode
+Examples:
+    >>> import pennylane as qml
+    >>> err = qml.exceptions.DeviceError(
+    ...     "Measurement sample(wires=[0]) not accepted for analytic simulation on default.qubit."
+    ... )
+    >>> add_shots_hint(err)
+    >>> print(err.__notes__[0].splitlines()[0])
+    qjaxiface hint: this measurement draws samples, so the circuit needs shots. Set them on the QNode
 """
 
 from __future__ import annotations

@@ -10,19 +10,19 @@ with extra gates. ``QueuingManager.stop_recording`` has the mirror problem: it e
 global stack, so a thread that merely builds operators makes another thread's recording drop
 its gates.
 
-:func:`patch` makes both thread-affine, without a lock that could deadlock against host
+``patch`` makes both thread-affine, without a lock that could deadlock against host
 callbacks: each active queue remembers the thread that opened it, ``recording()`` is true only
 in that thread, and ``stop_recording()`` in any other thread has nothing to stop. The last one
 swaps the code of PennyLane's ``stop_recording`` generator, because PennyLane applies it as a
 decorator at import time to functions that keep a reference to the generator itself. PennyLane
 already serializes recordings with one lock, so the stack only ever holds queues of one thread.
-:func:`unpatch` restores PennyLane's methods exactly. The hook calls both.
+``unpatch`` restores PennyLane's methods exactly. The hook calls both.
 
 A QNode also keeps per-call state on the instance: ``construct`` stores the quantum function's
 output in ``self._qfunc_output`` and reads it back to validate the measurements and, after
 execution, to shape the results. Two threads calling the same QNode overwrite each other's
 value ("All measurements must be returned in the order they are measured", or results shaped
-like the other call's). :func:`patch` makes ``_qfunc_output`` and ``_tape`` per thread (a data
+like the other call's). ``patch`` makes ``_qfunc_output`` and ``_tape`` per thread (a data
 descriptor on the class; single-threaded behaviour is unchanged: reading from a thread that
 never called the QNode gives the last value any thread stored).
 """

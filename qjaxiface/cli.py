@@ -6,12 +6,11 @@ runs, and the package imports JAX and PennyLane only on first use, so ``qjaxifac
 argument errors take a fraction of a second (``tests/cli/test_cli.py`` checks that neither is
 imported).
 
-**Example**
-
->>> from qjaxiface.cli import build_parser
->>> args = build_parser().parse_args(["demo", "--steps", "5"])
->>> args.command, args.steps
-('demo', 5)
+Examples:
+    >>> from qjaxiface.cli import build_parser
+    >>> args = build_parser().parse_args(["demo", "--steps", "5"])
+    >>> args.command, args.steps
+    ('demo', 5)
 """
 
 from __future__ import annotations
@@ -65,11 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
         argparse.ArgumentParser: the parser; each subcommand stores its handler in ``func``.
 
-    **Example**
-
-    >>> parser = build_parser()
-    >>> parser.parse_args(["bench", "--quick"]).quick
-    True
+    Examples:
+        >>> parser = build_parser()
+        >>> parser.parse_args(["bench", "--quick"]).quick
+        True
     """
     parser = argparse.ArgumentParser(
         prog="qjaxiface",
@@ -166,11 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         int: the exit status (0 on success).
 
-    **Example**
-
-    >>> main([])  # doctest: +ELLIPSIS
-    usage: qjaxiface ...
-    2
+    Examples:
+        >>> main([])  # doctest: +ELLIPSIS
+        usage: qjaxiface ...
+        2
     """
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))

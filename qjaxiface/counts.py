@@ -38,16 +38,15 @@ def counts_as_samples(tapes: Sequence, device=None) -> tuple[tuple, Callable]:
         tuple: the new tapes, and a function mapping their results to results with counts
         dictionaries (built with ``jax.numpy``, so it can run under ``jit``).
 
-    **Example**
-
-    >>> import pennylane as qml
-    >>> tape = qml.tape.QuantumScript([qml.X(0)], [qml.counts(wires=[0, 1])], shots=5)
-    >>> (new,), post = counts_as_samples([tape])
-    >>> new.measurements
-    [sample(wires=[0, 1])]
-    >>> dev = qml.device("default.qubit")
-    >>> {k: int(v) for k, v in post(dev.execute([new]))[0].items()}
-    {'00': 0, '01': 0, '10': 5, '11': 0}
+    Examples:
+        >>> import pennylane as qml
+        >>> tape = qml.tape.QuantumScript([qml.X(0)], [qml.counts(wires=[0, 1])], shots=5)
+        >>> (new,), post = counts_as_samples([tape])
+        >>> new.measurements
+        [sample(wires=[0, 1])]
+        >>> dev = qml.device("default.qubit")
+        >>> {k: int(v) for k, v in post(dev.execute([new]))[0].items()}
+        {'00': 0, '01': 0, '10': 5, '11': 0}
     """
     new_tapes, counters = [], []
     for tape in tapes:

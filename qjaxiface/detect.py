@@ -42,13 +42,12 @@ def is_abstract(value) -> bool:
     Returns:
         bool: ``True`` for a tracer whose innermost primal is not concrete.
 
-    **Example**
-
-    >>> import jax, jax.numpy as jnp
-    >>> is_abstract(jnp.array(1.0))
-    False
-    >>> _ = jax.jit(lambda x: print(is_abstract(x)) or x)(1.0)
-    True
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> is_abstract(jnp.array(1.0))
+        False
+        >>> _ = jax.jit(lambda x: print(is_abstract(x)) or x)(1.0)
+        True
     """
     while isinstance(value, _DIFF_TRACERS):
         value = value.primal
@@ -71,14 +70,13 @@ def inside_staging_trace() -> bool:
     eager ``grad``/``vmap`` of constants, it runs at once. A QNode called with concrete values
     inside a jitted function is part of a compiled program; the same call outside is one-off.
 
-    **Example**
-
-    >>> import jax
-    >>> inside_staging_trace()
-    False
-    >>> jax.jit(lambda x: print(inside_staging_trace()) or x)(1.0)
-    True
-    Array(1., dtype=float32, weak_type=True)
+    Examples:
+        >>> import jax
+        >>> inside_staging_trace()
+        False
+        >>> jax.jit(lambda x: print(inside_staging_trace()) or x)(1.0)
+        True
+        Array(1., dtype=float32, weak_type=True)
     """
     return isinstance(jax.numpy.zeros(()), jax.core.Tracer)
 
@@ -102,16 +100,15 @@ def get_jax_interface_name(tapes: Sequence) -> InterfaceName:
     Returns:
         str: ``"jax"`` or ``"jax-jit"``.
 
-    **Example**
-
-    >>> import jax, jax.numpy as jnp, pennylane as qml
-    >>> def name(x):
-    ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
-    ...     return get_jax_interface_name([tape])
-    >>> name(jnp.array(0.1))
-    'jax'
-    >>> _ = jax.jit(lambda x: print(name(x)) or x)(0.1)
-    jax-jit
+    Examples:
+        >>> import jax, jax.numpy as jnp, pennylane as qml
+        >>> def name(x):
+        ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
+        ...     return get_jax_interface_name([tape])
+        >>> name(jnp.array(0.1))
+        'jax'
+        >>> _ = jax.jit(lambda x: print(name(x)) or x)(0.1)
+        jax-jit
     """
     for param in _all_parameters(tapes):
         if is_abstract(param):
@@ -128,16 +125,15 @@ def custom_rule_traces_primals(kind: Literal["jvp", "vjp"]) -> bool:
     bindings hand over to the callback bindings, which work with tracers (the callback then
     runs at once, on concrete values).
 
-    **Example**
-
-    >>> custom_rule_traces_primals("jvp") in (True, False)
-    True
+    Examples:
+        >>> custom_rule_traces_primals("jvp") in (True, False)
+        True
     """
     return bool(getattr(jax.config, f"jax_custom_{kind}3", False))
 
 
 def validate_interface(interface) -> str:
-    """Normalise the ``interface`` argument of :func:`qjaxiface.execute`.
+    """Normalise the ``interface`` argument of ``qjaxiface.execute``.
 
     Accepts ``"auto"``, ``"jax"``, ``"jax-jit"`` (as strings or PennyLane ``Interface`` members).
 

@@ -4,13 +4,13 @@ The pipeline, top to bottom:
 
 1. user transforms (``transform_program``), as in PennyLane;
 2. interface: ``"jax"`` (concrete values) or ``"jax-jit"`` (abstract tracers), see
-   :mod:`qjaxiface.detect`;
+   ``qjaxiface.detect``;
 3. configuration: PennyLane's resolution and the device's ``setup_execution_config``, so devices
    see exactly the config they would see under ``qml.execute``;
-4. ``qml.counts`` under jit becomes samples counted in JAX (:mod:`qjaxiface.counts`);
+4. ``qml.counts`` under jit becomes samples counted in JAX (``qjaxiface.counts``);
 5. device preprocessing (outer transforms), then the executor and binding:
 
-   * the XLA executor (:mod:`qjaxiface.executors.xla`) when selected: the tapes become one traced
+   * the XLA executor (``qjaxiface.executors.xla``) when selected: the tapes become one traced
      JAX computation, derivative rule included;
    * ``backprop``: the device is traced directly;
    * otherwise a Jacobian-product calculator around the device, bound with ``custom_jvp`` /
@@ -72,7 +72,7 @@ def execute(
 ) -> tuple:
     """Execute a batch of tapes with JAX parameters, differentiably.
 
-    A drop-in replacement for :func:`pennylane.execute` for JAX: every argument has the same
+    A drop-in replacement for ``pennylane.execute`` for JAX: every argument has the same
     meaning, and results have the same nesting (one entry per tape), as JAX arrays. Works eagerly
     and under ``jax.jit``, ``jax.grad``, ``jax.jacfwd``/``jacrev``, ``jax.hessian`` (with
     ``max_diff=2`` for gradient transforms) and ``jax.vmap``, for any pytree of trainable values
@@ -87,7 +87,7 @@ def execute(
         interface (str): ``"auto"``, ``"jax"`` or ``"jax-jit"``. ``"auto"`` and ``"jax"`` pick
             ``"jax-jit"`` when any parameter is abstract (``jit``, ``vmap``).
         grad_on_execution (bool | "best"): compute device derivatives with the forward pass.
-        device_vjp (bool): use the device's vector-Jacobian products (``custom_vjp``; reverse
+        device_vjp (bool | None): use the device's vector-Jacobian products (``custom_vjp``; reverse
             mode only).
         max_diff (int): the highest order of derivative gradient transforms must support.
         gradient_kwargs (dict): keyword arguments for the gradient method.
@@ -99,7 +99,8 @@ def execute(
         executor (str): ``"auto"`` (the XLA executor for default.qubit under ``jit``, the device
             otherwise), ``"xla"`` (the XLA executor wherever it can run the tapes) or
             ``"device"`` (never the XLA executor).
-        executor_backend: PennyLane's concurrent executor backend, passed to the device config.
+        executor_backend (optional): PennyLane's concurrent executor backend, passed to the
+            device config.
 
     Returns:
         tuple: one result per tape, as JAX arrays (and dictionaries for ``qml.counts``).
@@ -108,20 +109,19 @@ def execute(
         ValueError: for an interface other than ``"auto"``, ``"jax"``, ``"jax-jit"`` or an
             unknown ``executor``.
 
-    .. note::
+    Note:
         Under ``jit``, ``qml.counts`` returns **every** outcome, zeros included (the keys a
         compiled program needs to know in advance), like ``qml.counts(all_outcomes=True)``.
 
-    **Example**
-
-    >>> import jax, jax.numpy as jnp, pennylane as qml
-    >>> import qjaxiface
-    >>> dev = qml.device("default.qubit")
-    >>> def cost(x):
-    ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
-    ...     return qjaxiface.execute([tape], dev, diff_method="parameter-shift")[0]
-    >>> round(float(jax.jit(jax.grad(cost))(jnp.array(0.5))), 6)
-    -0.479426
+    Examples:
+        >>> import jax, jax.numpy as jnp, pennylane as qml
+        >>> import qjaxiface
+        >>> dev = qml.device("default.qubit")
+        >>> def cost(x):
+        ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
+        ...     return qjaxiface.execute([tape], dev, diff_method="parameter-shift")[0]
+        >>> round(float(jax.jit(jax.grad(cost))(jnp.array(0.5))), 6)
+        -0.479426
     """
     requested = validate_interface(interface)
     if executor not in _EXECUTORS:

@@ -9,7 +9,7 @@ traceback and ``__cause__`` intact:
 * automatically, wherever qjaxiface itself is on the stack when the callback runs (concrete
   ``"jax-jit"`` executions, the eager backward pass of ``device_vjp=True``, eager ``vmap``);
 * inside a function compiled with ``jax.jit``, where JAX runs the callback after qjaxiface has
-  returned, through :func:`reraise_device_errors` around the call (a context manager and a
+  returned, through ``reraise_device_errors`` around the call (a context manager and a
   decorator).
 
 Either way the error is reported once. JAX also logs every failing callback at ERROR level with
@@ -130,22 +130,21 @@ class reraise_device_errors(contextlib.ContextDecorator):
     decorated with it), such an error is replaced by the exception the device raised, with its
     original type, message, traceback and ``__cause__``. Other exceptions pass through unchanged.
 
-    **Example**
-
-    >>> import jax, pennylane as qml
-    >>> import qjaxiface
-    >>> class Flaky(qml.devices.DefaultQubit):
-    ...     def execute(self, circuits, execution_config=None):
-    ...         raise ConnectionError("backend offline")
-    >>> def cost(x):
-    ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
-    ...     return qjaxiface.execute([tape], Flaky(), executor="device")[0]
-    >>> try:
-    ...     with qjaxiface.reraise_device_errors():
-    ...         jax.jit(cost)(0.5)
-    ... except ConnectionError as err:
-    ...     print(err)
-    backend offline
+    Examples:
+        >>> import jax, pennylane as qml
+        >>> import qjaxiface
+        >>> class Flaky(qml.devices.DefaultQubit):
+        ...     def execute(self, circuits, execution_config=None):
+        ...         raise ConnectionError("backend offline")
+        >>> def cost(x):
+        ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
+        ...     return qjaxiface.execute([tape], Flaky(), executor="device")[0]
+        >>> try:
+        ...     with qjaxiface.reraise_device_errors():
+        ...         jax.jit(cost)(0.5)
+        ... except ConnectionError as err:
+        ...     print(err)
+        backend offline
     """
 
     def __enter__(self):

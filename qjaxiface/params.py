@@ -24,14 +24,13 @@ def set_parameters_on_copy(tapes: Sequence, params: Sequence[Sequence]) -> tuple
     Raises:
         ValueError: if the number of tapes or of parameters does not match.
 
-    **Example**
-
-    >>> import pennylane as qml
-    >>> tape = qml.tape.QuantumScript([qml.RX(0.1, 0), qml.RY(0.2, 0)], [qml.expval(qml.Z(0))])
-    >>> tape.trainable_params = [1]
-    >>> (new,) = set_parameters_on_copy([tape], [[0.5]])
-    >>> new.get_parameters(trainable_only=False)
-    [0.1, 0.5]
+    Examples:
+        >>> import pennylane as qml
+        >>> tape = qml.tape.QuantumScript([qml.RX(0.1, 0), qml.RY(0.2, 0)], [qml.expval(qml.Z(0))])
+        >>> tape.trainable_params = [1]
+        >>> (new,) = set_parameters_on_copy([tape], [[0.5]])
+        >>> new.get_parameters(trainable_only=False)
+        [0.1, 0.5]
     """
     if len(tapes) != len(params):
         raise ValueError(
@@ -51,7 +50,7 @@ def set_parameters_on_copy(tapes: Sequence, params: Sequence[Sequence]) -> tuple
 
 
 def set_all_parameters_on_copy(tapes: Sequence, params: Sequence[Sequence]) -> tuple:
-    """Like :func:`set_parameters_on_copy`, for given parameter indices per tape."""
+    """Like ``set_parameters_on_copy``, for given parameter indices per tape."""
     return tuple(
         tape.bind_new_parameters(list(values), list(range(len(values))))
         for tape, values in zip(tapes, params)

@@ -1,9 +1,9 @@
 """Routing PennyLane's own entry points through qjaxiface.
 
 PennyLane resolves a QNode call to ``pennylane.workflow.qnode.execute`` (imported by name), and
-users call ``qml.execute``. :func:`install` replaces ``execute`` at every place PennyLane binds
-that name with a router: calls whose interface resolves to JAX go to :func:`qjaxiface.execute`,
-all others to the original function, untouched. :func:`uninstall` puts the originals back. The
+users call ``qml.execute``. ``install`` replaces ``execute`` at every place PennyLane binds
+that name with a router: calls whose interface resolves to JAX go to ``qjaxiface.execute``,
+all others to the original function, untouched. ``uninstall`` puts the originals back. The
 patching is the package's only global state; it is guarded by a lock and reversible.
 """
 
@@ -129,12 +129,12 @@ def install(executor: str = "auto") -> None:
 
     After this, every QNode and ``qml.execute`` call whose interface resolves to ``"jax"`` or
     ``"jax-jit"`` (including ``"auto"`` with JAX arguments) runs through
-    :func:`qjaxiface.execute`; other interfaces are untouched. Calling it again only updates
-    ``executor``.
+    [``qjaxiface.execute``][qjaxiface.execute]; other interfaces are untouched. Calling it again
+    only updates ``executor``.
 
     On JAX releases that removed ``jax.core`` names PennyLane 0.45 calls (``concrete_or_error``,
     ``is_concrete``, ``TraceTag``, ...), it puts those names back on ``jax.core`` (JAX's own
-    objects) for as long as it is installed; see :mod:`qjaxiface._compat`. ``qjaxiface doctor``
+    objects) for as long as it is installed; see ``qjaxiface._compat``. ``qjaxiface doctor``
     lists them.
 
     With program capture enabled (``qml.capture.enable()``, jax 0.7 only), QNodes are captured
@@ -142,28 +142,28 @@ def install(executor: str = "auto") -> None:
     such call logs one INFO line on the ``"qjaxiface"`` logger saying so.
 
     It also makes PennyLane's operator queuing and QNode call state thread-affine (see
-    :mod:`qjaxiface._threads`): a QNode recording its circuit in one thread no longer captures
+    ``qjaxiface._threads``): a QNode recording its circuit in one thread no longer captures
     operators that another thread constructs at the same moment, and one QNode object can be
     called from several threads at once.
 
     Args:
-        executor (str): ``"auto"``, ``"xla"`` or ``"device"``; see :func:`qjaxiface.execute`.
+        executor (str): ``"auto"``, ``"xla"`` or ``"device"``; see
+            [``qjaxiface.execute``][qjaxiface.execute].
 
     Raises:
         ValueError: for an unknown ``executor``.
 
-    **Example**
-
-    >>> import jax, pennylane as qml
-    >>> import qjaxiface
-    >>> qjaxiface.install()
-    >>> @qml.qnode(qml.device("default.qubit"), interface="jax")
-    ... def circuit(x):
-    ...     qml.RX(x, 0)
-    ...     return qml.expval(qml.Z(0))
-    >>> round(float(jax.jit(jax.grad(circuit))(0.5)), 6)
-    -0.479426
-    >>> qjaxiface.uninstall()
+    Examples:
+        >>> import jax, pennylane as qml
+        >>> import qjaxiface
+        >>> qjaxiface.install()
+        >>> @qml.qnode(qml.device("default.qubit"), interface="jax")
+        ... def circuit(x):
+        ...     qml.RX(x, 0)
+        ...     return qml.expval(qml.Z(0))
+        >>> round(float(jax.jit(jax.grad(circuit))(0.5)), 6)
+        -0.479426
+        >>> qjaxiface.uninstall()
     """
     global _state
     if executor not in _EXECUTORS:
@@ -212,7 +212,7 @@ def uninstall() -> None:
 
 
 def is_installed() -> bool:
-    """Whether :func:`install` is in effect."""
+    """Whether [``install``][qjaxiface.install] is in effect."""
     return _state is not None
 
 
@@ -226,14 +226,13 @@ def installed_executor() -> str | None:
 def installed(executor: str = "auto") -> Iterator[None]:
     """Context manager: qjaxiface installed inside the block, the previous state restored after.
 
-    **Example**
-
-    >>> import qjaxiface
-    >>> with qjaxiface.installed():
-    ...     qjaxiface.is_installed()
-    True
-    >>> qjaxiface.is_installed()
-    False
+    Examples:
+        >>> import qjaxiface
+        >>> with qjaxiface.installed():
+        ...     qjaxiface.is_installed()
+        True
+        >>> qjaxiface.is_installed()
+        False
     """
     with _lock:
         entry = [object(), _state]

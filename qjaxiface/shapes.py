@@ -64,12 +64,11 @@ def result_shape_dtype(tape, device=None):
         level of tuple over the copies of a shot vector; a leading batch dimension is added for
         parameter broadcasting.
 
-    **Example**
-
-    >>> import pennylane as qml
-    >>> tape = qml.tape.QuantumScript([qml.RX(0.1, 0)], [qml.expval(qml.Z(0)), qml.probs([0, 1])])
-    >>> result_shape_dtype(tape)  # doctest: +NORMALIZE_WHITESPACE
-    (ShapeDtypeStruct(shape=(), dtype=float...), ShapeDtypeStruct(shape=(4,), dtype=float...))
+    Examples:
+        >>> import pennylane as qml
+        >>> tape = qml.tape.QuantumScript([qml.RX(0.1, 0)], [qml.expval(qml.Z(0)), qml.probs([0, 1])])
+        >>> result_shape_dtype(tape)  # doctest: +NORMALIZE_WHITESPACE
+        (ShapeDtypeStruct(shape=(), dtype=float...), ShapeDtypeStruct(shape=(4,), dtype=float...))
     """
     n_wires = num_device_wires(tape, device)
     batch = (tape.batch_size,) if tape.batch_size else ()

@@ -5,7 +5,7 @@ whole batch (``"broadcast_all"``). We always take the whole batch, then either b
 tapes (one device execution, where the device broadcasts natively) or expand the batch into
 tapes and still make a single executor call, which a device can parallelise.
 
-An exception raised by the host code is recorded (:mod:`qjaxiface.faults`) before JAX wraps it in
+An exception raised by the host code is recorded (``qjaxiface.faults``) before JAX wraps it in
 a ``JaxRuntimeError``; when the callback runs here and now (concrete values), the original
 exception is re-raised in place of JAX's wrapper.
 """

@@ -154,7 +154,7 @@ def with_trainable(
         positions: per tape, the tape parameter indices that ``params`` fill.
         indices: per tape, which of ``positions`` (by index into it) are trainable.
         host: also turn every concrete JAX value of the copies into NumPy, as
-            :func:`host_parameters` does, in the same single re-binding (every extra copy of a
+            ``host_parameters`` does, in the same single re-binding (every extra copy of a
             tape builds operators, which PennyLane queues globally).
     """
     out = []

@@ -94,23 +94,23 @@ def jax_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) ->
     Returns:
         tuple: one result per tape, as JAX arrays.
 
-    Abstract (jitted or vmapped) parameters are handed to :func:`jax_jit_jvp_execute`, since the
-    executor cannot read them; so is every call while ``jax_custom_jvp3`` is on, since JAX then
-    traces the rule even for concrete values.
+    Abstract (jitted or vmapped) parameters are handed to
+    [``jax_jit_jvp_execute``][qjaxiface.jax_jit_jvp_execute], since the executor cannot read
+    them; so is every call while ``jax_custom_jvp3`` is on, since JAX then traces the rule even
+    for concrete values.
 
-    **Example**
-
-    >>> import jax, pennylane as qml
-    >>> from pennylane.workflow.jacobian_products import TransformJacobianProducts
-    >>> dev = qml.device("default.qubit")
-    >>> execute_fn = lambda tapes: dev.execute(tapes)
-    >>> jpc = TransformJacobianProducts(execute_fn, qml.gradients.param_shift)
-    >>> def cost(x):
-    ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
-    ...     tape.trainable_params = [0]
-    ...     return jax_jvp_execute([tape], execute_fn, jpc)[0]
-    >>> round(float(jax.grad(cost)(jax.numpy.array(0.5))), 6)  # -sin(0.5)
-    -0.479426
+    Examples:
+        >>> import jax, pennylane as qml
+        >>> from pennylane.workflow.jacobian_products import TransformJacobianProducts
+        >>> dev = qml.device("default.qubit")
+        >>> execute_fn = lambda tapes: dev.execute(tapes)
+        >>> jpc = TransformJacobianProducts(execute_fn, qml.gradients.param_shift)
+        >>> def cost(x):
+        ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
+        ...     tape.trainable_params = [0]
+        ...     return jax_jvp_execute([tape], execute_fn, jpc)[0]
+        >>> round(float(jax.grad(cost)(jax.numpy.array(0.5))), 6)  # -sin(0.5)
+        -0.479426
     """
     if get_jax_interface_name(tapes) == "jax-jit":
         # The executor cannot read tracers; the callback binding can.

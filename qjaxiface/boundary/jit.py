@@ -2,12 +2,12 @@
 
 Under ``jit`` (or ``vmap``) the parameters are abstract, so the device is reached through
 ``jax.pure_callback`` with the exact ``ShapeDtypeStruct`` of each tape's result
-(:mod:`qjaxiface.shapes`).
+(``qjaxiface.shapes``).
 
 ``jax_jit_jvp_execute`` registers a ``custom_jvp`` whose rule fetches the Jacobian through a
 second callback and contracts it with the tangents in ``jax.numpy``; JAX derives ``grad``,
 ``jacrev`` and ``vmap`` of it. ``jax_jit_vjp_execute`` registers a ``custom_vjp`` around device
-VJPs. Both batch under ``vmap`` into a single host call (see :mod:`._callback`).
+VJPs. Both batch under ``vmap`` into a single host call (see ``_callback``).
 """
 
 from __future__ import annotations
@@ -158,23 +158,23 @@ def jax_jit_jvp_execute(
         tuple: one result per tape, as JAX arrays with exactly the eager shapes.
 
     Raises:
-        NotImplementedError: for ``qml.counts`` (shapeless); :func:`qjaxiface.execute` rewrites
-            counts to samples before reaching this binding.
+        NotImplementedError: for ``qml.counts`` (shapeless);
+            [``qjaxiface.execute``][qjaxiface.execute] rewrites counts to samples before reaching
+            this binding.
 
-    **Example**
-
-    >>> import jax, pennylane as qml
-    >>> from pennylane.workflow.jacobian_products import TransformJacobianProducts
-    >>> dev = qml.device("default.qubit")
-    >>> execute_fn = lambda tapes: dev.execute(tapes)
-    >>> jpc = TransformJacobianProducts(execute_fn, qml.gradients.param_shift)
-    >>> @jax.jit
-    ... def cost(x):
-    ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
-    ...     tape.trainable_params = [0]
-    ...     return jax_jit_jvp_execute([tape], execute_fn, jpc, dev)[0]
-    >>> round(float(jax.grad(cost)(0.5)), 6)
-    -0.479426
+    Examples:
+        >>> import jax, pennylane as qml
+        >>> from pennylane.workflow.jacobian_products import TransformJacobianProducts
+        >>> dev = qml.device("default.qubit")
+        >>> execute_fn = lambda tapes: dev.execute(tapes)
+        >>> jpc = TransformJacobianProducts(execute_fn, qml.gradients.param_shift)
+        >>> @jax.jit
+        ... def cost(x):
+        ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
+        ...     tape.trainable_params = [0]
+        ...     return jax_jit_jvp_execute([tape], execute_fn, jpc, dev)[0]
+        >>> round(float(jax.grad(cost)(0.5)), 6)
+        -0.479426
     """
     log_entry(interface, "callback+custom_jvp", executor_name(device), len(tapes))
     _check_no_counts(tapes)
@@ -215,7 +215,7 @@ def jax_jit_vjp_execute(
         tapes (Sequence[QuantumScript]): the tapes; their trainable parameters are the inputs.
         execute_fn (Callable): maps a batch of tapes with concrete parameters to results.
         jpc (JacobianProductCalculator): supplies ``compute_vjp``.
-        device (Device, optional): as for :func:`jax_jit_jvp_execute`.
+        device (Device, optional): as for [``jax_jit_jvp_execute``][qjaxiface.jax_jit_jvp_execute].
         interface (str): the interface named in the log record.
 
     Returns:

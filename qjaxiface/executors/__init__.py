@@ -2,10 +2,10 @@
 
 * the **device executor**: the PennyLane device's own ``execute`` / derivative methods, reached
   directly (eager), traced (backprop) or through ``jax.pure_callback`` (jit);
-* the **XLA executor** (:mod:`qjaxiface.executors.xla`): the tapes as one pure JAX function,
+* the **XLA executor** (``qjaxiface.executors.xla``): the tapes as one pure JAX function,
   derivative rule included, compiled by XLA.
 
-:func:`select_xla` decides between them for one execution.
+``select_xla`` decides between them for one execution.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def announce_takeover(device) -> None:
 
 
 def might_use_xla(device, iface: str, executor: str) -> bool:
-    """Cheap pre-check: could :func:`select_xla` pick the XLA executor for this call at all?"""
+    """Cheap pre-check: could ``select_xla`` pick the XLA executor for this call at all?"""
     if executor == "device":
         return False
     return executor == "xla" or (iface == "jax-jit" and _runs_as_default_qubit(device))
@@ -140,7 +140,7 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> Callable[[],
     """A thunk running ``tapes`` on the XLA executor, or ``None`` to use the device executor.
 
     ``tapes`` have been through the device's preprocessing (device wires filled in and
-    checked), as in :func:`qjaxiface.execution._run_on_xla`.
+    checked), as in ``qjaxiface.execution._run_on_xla``.
 
     ``executor="auto"`` selects XLA for default.qubit under ``jit`` (analytic, or finite shots
     with a JAX PRNG key); ``"xla"`` selects it wherever it can run; ``"device"`` never. Every

@@ -1,6 +1,6 @@
 """The XLA executor: PennyLane tapes as one pure, differentiable JAX computation.
 
-:func:`xla_execute` runs a batch of (default.qubit-preprocessed) tapes as a state-vector
+``xla_execute`` runs a batch of (default.qubit-preprocessed) tapes as a state-vector
 simulation written in ``jax.numpy``, with the derivative rule of the requested ``diff_method``
 attached, so the whole thing traces, compiles and differentiates like any JAX function:
 
@@ -11,23 +11,22 @@ attached, so the whole thing traces, compiles and differentiates like any JAX fu
 
 The simulation for a tape *structure* (ops, wires, hyperparameters, measurements, shots,
 parameter shapes) is built once and cached, and jitted, so repeated executions -- eager or
-re-traced -- reuse it. :func:`xla_unsupported_reason` says, before anything runs, whether a
+re-traced -- reuse it. ``xla_unsupported_reason`` says, before anything runs, whether a
 tape can run here; the caller falls back to the device otherwise.
 
-Modules: :mod:`._ops` (gates), :mod:`._measure` (analytic measurements),
-:mod:`._sample` (finite shots), :mod:`._simulate` (tape -> program),
-:mod:`._derivatives` (derivative rules), :mod:`._sharding` (several devices).
+Modules: ``_ops`` (gates), ``_measure`` (analytic measurements),
+``_sample`` (finite shots), ``_simulate`` (tape -> program),
+``_derivatives`` (derivative rules), ``_sharding`` (several devices).
 
-**Example**
-
->>> import jax, pennylane as qml
->>> jax.config.update("jax_enable_x64", True)
->>> from qjaxiface.executors.xla import xla_execute
->>> def f(x):
-...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
-...     return xla_execute([tape], diff_method="parameter-shift")[0]
->>> round(float(jax.jit(jax.grad(f))(0.5)), 6)
--0.479426
+Examples:
+    >>> import jax, pennylane as qml
+    >>> jax.config.update("jax_enable_x64", True)
+    >>> from qjaxiface.executors.xla import xla_execute
+    >>> def f(x):
+    ...     tape = qml.tape.QuantumScript([qml.RX(x, 0)], [qml.expval(qml.Z(0))])
+    ...     return xla_execute([tape], diff_method="parameter-shift")[0]
+    >>> round(float(jax.jit(jax.grad(f))(0.5)), 6)
+    -0.479426
 """
 
 from __future__ import annotations
@@ -217,7 +216,7 @@ def _metadata(op: qml.operation.Operator):
 
 
 class _OwnerView:
-    """The ``gates`` view :func:`leaf_owner` needs, without compiling a program."""
+    """The ``gates`` view ``leaf_owner`` needs, without compiling a program."""
 
     def __init__(self, tape):
         self.gates = []
@@ -358,7 +357,8 @@ def xla_execute(
         first). Counts dictionaries contain every outcome, zeros included.
 
     Raises:
-        XLAUnsupported: if a tape cannot run here (see :func:`xla_unsupported_reason`), or has
+        XLAUnsupported: if a tape cannot run here (see
+            [``xla_unsupported_reason``][qjaxiface.executors.xla.xla_unsupported_reason]), or has
             finite shots and no ``prng_key``.
     """
     del num_wires  # the tape's own wires suffice; see the docstring

@@ -9,7 +9,7 @@ reports the dimensions it *received*, so a broadcast leaf would look unbroadcast
 as ``SelectPauliRot`` and ``MultiplexerStatePreparation`` put a ``Prod`` on the tape under
 ``jit``.
 
-:func:`leaf_ndims` follows the operator's structure instead: the operands of a composite, the
+``leaf_ndims`` follows the operator's structure instead: the operands of a composite, the
 scalar and base of ``SProd``/``Exp``, the time of ``Evolution``, the base of ``Pow`` and the other
 symbolic operators, and ``ndim_params`` only where the operator class itself defines it. A layout
 it does not know is refused (``ValueError``), which the support check turns into a fallback to the
@@ -41,12 +41,11 @@ def leaf_ndims(op: Operator) -> tuple[int, ...]:
         ValueError: if the structure does not account for every leaf (an operator class whose
             data layout is not known here).
 
-    **Example**
-
-    >>> import numpy as np, pennylane as qml
-    >>> op = qml.prod(qml.RX(np.array([0.1, 0.2]), 0), qml.QubitUnitary(np.eye(2), 1))
-    >>> leaf_ndims(op)
-    (0, 2)
+    Examples:
+        >>> import numpy as np, pennylane as qml
+        >>> op = qml.prod(qml.RX(np.array([0.1, 0.2]), 0), qml.QubitUnitary(np.eye(2), 1))
+        >>> leaf_ndims(op)
+        (0, 2)
     """
     ndims = _structural_ndims(op)
     if len(ndims) != len(op.data):
@@ -60,11 +59,10 @@ def leaf_ndims(op: Operator) -> tuple[int, ...]:
 def broadcast_leaves(op: Operator) -> tuple[bool, ...]:
     """Per leaf of ``op.data``: whether it carries the broadcast dimension.
 
-    **Example**
-
-    >>> import numpy as np, pennylane as qml
-    >>> broadcast_leaves(qml.sum(qml.RX(np.array([0.1, 0.2]), 0), qml.RY(0.3, 1)))
-    (True, False)
+    Examples:
+        >>> import numpy as np, pennylane as qml
+        >>> broadcast_leaves(qml.sum(qml.RX(np.array([0.1, 0.2]), 0), qml.RY(0.3, 1)))
+        (True, False)
     """
     return tuple(jnp.ndim(d) > nd for d, nd in zip(op.data, leaf_ndims(op), strict=True))
 

@@ -1,4 +1,4 @@
-"""Derivative rules for a :class:`~._simulate.TapeProgram`.
+"""Derivative rules for a ``TapeProgram``.
 
 * ``backprop`` / ``None``: the program's function as is (JAX differentiates the simulation).
 * ``parameter-shift`` / ``finite-diff`` / ``spsa``: a ``jax.custom_jvp`` whose rule evaluates
@@ -17,7 +17,7 @@
 Parameters the rule cannot shift (no recipe, complex or non-scalar, observable coefficients
 for parameter-shift, state preparations for adjoint) get their tangent contribution by plain
 JAX forward-mode differentiation of the simulation -- exact for analytic results;
-:func:`~qjaxiface.executors.xla.xla_unsupported_reason` refuses the finite-shot cases where
+``xla_unsupported_reason`` refuses the finite-shot cases where
 that would be wrong.
 """
 

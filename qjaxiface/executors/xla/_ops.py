@@ -1,6 +1,6 @@
 """Gate application on a flat ``2**n`` state vector.
 
-Every operation of a tape is compiled once (per tape structure) into a :class:`Gate`: the state
+Every operation of a tape is compiled once (per tape structure) into a ``Gate``: the state
 axes it acts on, how it acts (a dense matrix, a diagonal, a bit flip, an axis swap, a global
 phase), optional control axes, and a function from the op's traced parameters to its matrix or
 diagonal. The functions here are written for a single, unbatched state; broadcasting, shifted
@@ -244,7 +244,7 @@ def _rebinder(op: qml.operation.Operator) -> Callable[[list], qml.operation.Oper
 
 
 def compile_gate(op: qml.operation.Operator, axis_of: dict) -> Gate:
-    """Compile one (non state-prep) operation into a :class:`Gate`.
+    """Compile one (non state-prep) operation into a ``Gate``.
 
     Args:
         op: the operation (its parameter values are ignored; only its structure is used).
@@ -409,7 +409,7 @@ def gate_values(gates: Sequence[Gate], params: Sequence[Sequence[Array]]) -> lis
 
 
 def gate_value_derivatives(gates: Sequence[Gate], params: Sequence[Sequence[Array]]) -> list:
-    """Per gate, the list ``[d value / d θ_k for k]`` (vectorized like :func:`gate_values`).
+    """Per gate, the list ``[d value / d θ_k for k]`` (vectorized like ``gate_values``).
 
     ``None`` for integer-valued parameters, which have no derivative.
     """
@@ -452,7 +452,7 @@ def apply_gate(
 ) -> Array:
     """Apply ``gate`` (or its inverse, with ``adjoint=True``) to an unbatched flat state.
 
-    ``value`` is the gate's precomputed matrix/diagonal (see :func:`gate_values`); computed
+    ``value`` is the gate's precomputed matrix/diagonal (see ``gate_values``); computed
     from ``params`` when not given.
     """
     if gate.kind == "none":

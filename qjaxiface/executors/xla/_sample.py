@@ -3,7 +3,7 @@
 Each measurement samples on its own (a key folded with its index), in the eigenbasis of its
 observable, from the exact probabilities of the final state. Sums of observables are estimated
 term by term (as default.qubit does for expectation values); ``var``/``sample``/``counts``/
-``probs`` need an observable with one eigenbasis (checked by :func:`sampleable_observable`).
+``probs`` need an observable with one eigenbasis (checked by ``sampleable_observable``).
 """
 
 from __future__ import annotations

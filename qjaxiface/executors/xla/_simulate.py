@@ -1,10 +1,10 @@
 """One tape's structure compiled into a pure function of its parameters.
 
-A :class:`TapeProgram` is built once per tape *structure* (ops, wires, hyperparameters,
+A ``TapeProgram`` is built once per tape *structure* (ops, wires, hyperparameters,
 measurements, shots) and maps a tuple of parameter arrays (``leaves``: every op's ``data``, then
 every measured observable's pytree leaves) to the tape's result. The function it provides,
-:meth:`TapeProgram.run_single`, is for one unbroadcast circuit; parameter broadcasting is a
-``jax.vmap`` over the broadcast leaves (:meth:`TapeProgram.run`).
+``TapeProgram.run_single``, is for one unbroadcast circuit; parameter broadcasting is a
+``jax.vmap`` over the broadcast leaves (``TapeProgram.run``).
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ class TapeProgram:
         return self.measure(self.final_state(leaves), leaves, key)
 
     def run_moments(self, leaves: tuple, key=None) -> Any:
-        """Like :meth:`run_single`, variances as ``[<O>, <O²>]``."""
+        """Like ``run_single``, variances as ``[<O>, <O²>]``."""
         return self.measure(self.final_state(leaves), leaves, key, moments=True)
 
     def kinds(self) -> Any:
