@@ -1,9 +1,13 @@
-"""The top-level package: its public names load on first use, and load the same objects."""
+"""The top-level package: its public names load on first use, and load the same objects; its
+version has a CHANGELOG section."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +54,14 @@ def test_submodules_are_reachable_as_attributes_right_after_import():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert out.stdout.split() == ["HostCallbackError", "qjaxiface.counts"]
+
+
+def test_the_changelog_has_a_section_for_the_packaged_version():
+    """Keep a Changelog: [Unreleased] on top, then the newest release, the one pyproject names."""
+    repo = Path(__file__).resolve().parents[1]
+    version = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["version"]
+    headings = re.findall(
+        r"^## \[([^\]]+)\](?: - (\d{4}-\d{2}-\d{2}))?$", (repo / "CHANGELOG.md").read_text(), re.M
+    )
+    assert headings[0] == ("Unreleased", "")
+    assert headings[1][0] == version and headings[1][1], headings[:2]
