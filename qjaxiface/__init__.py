@@ -28,6 +28,7 @@ from ._version import __version__
 # Public name -> the module that defines it. They are imported on first use (PEP 562), so that
 # ``import qjaxiface.cli`` (``qjaxiface --help``) does not pay for importing JAX and PennyLane.
 _EXPORTS = {
+    "clear_caches": "_caches",
     "execute": "execution",
     "get_jax_interface_name": "detect",
     "install": "pennylane_hook",
@@ -40,10 +41,18 @@ _EXPORTS = {
     "jax_vjp_execute": "boundary",
     "reraise_device_errors": "faults",
     "set_parameters_on_copy": "params",
+    # The exceptions users catch.
+    "HigherOrderError": "boundary._common",
+    "HostCallbackError": "faults",
+    "XLAUnsupported": "executors.xla",
 }
 
 __all__ = [
+    "HigherOrderError",
+    "HostCallbackError",
+    "XLAUnsupported",
     "__version__",
+    "clear_caches",
     "execute",
     "get_jax_interface_name",
     "install",
@@ -59,12 +68,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on demand
+    from ._caches import clear_caches as clear_caches
     from .boundary import jax_jit_jvp_execute as jax_jit_jvp_execute
     from .boundary import jax_jit_vjp_execute as jax_jit_vjp_execute
     from .boundary import jax_jvp_execute as jax_jvp_execute
     from .boundary import jax_vjp_execute as jax_vjp_execute
+    from .boundary._common import HigherOrderError as HigherOrderError
     from .detect import get_jax_interface_name as get_jax_interface_name
     from .execution import execute as execute
+    from .executors.xla import XLAUnsupported as XLAUnsupported
+    from .faults import HostCallbackError as HostCallbackError
     from .faults import reraise_device_errors as reraise_device_errors
     from .params import set_parameters_on_copy as set_parameters_on_copy
     from .pennylane_hook import install as install

@@ -180,7 +180,7 @@ def argnums_trainable_parameters(qnode, argnums, program, args, kwargs) -> tuple
     """
     import pennylane as qml
 
-    from .boundary._common import zero_tangent_like
+    from ._tangents import zero_tangent_like
 
     seen: list[tuple] = []
 

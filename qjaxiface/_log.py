@@ -23,3 +23,9 @@ def log_entry(interface: str, binding: str, executor: str, num_tapes: int) -> No
             executor,
             num_tapes,
         )
+
+
+def executor_name(device) -> str:
+    """A short name of the executor for log records: ``"device:<name>"``."""
+    name = getattr(device, "name", None) or type(device).__name__ if device is not None else None
+    return f"device:{name}" if name else "device"

@@ -19,7 +19,8 @@ import numpy as np
 import pennylane as qml
 from pennylane.measurements import CountsMP, MeasurementValue
 
-from .shapes import jax_dtype, num_device_wires
+from ._dtypes import jax_dtype
+from .shapes import num_device_wires
 
 
 def has_counts(tapes: Sequence) -> bool:
@@ -78,6 +79,19 @@ def _as_sample(mp: CountsMP):
     return qml.sample(wires=mp.wires or None)
 
 
+def bitstring_keys(n_wires: int) -> list[str]:
+    """Every outcome of ``n_wires`` qubits as a counts key: ``"00"``, ``"01"``, ... in order."""
+    return [format(i, f"0{n_wires}b") for i in range(2**n_wires)]
+
+
+def eigenvalue_keys(obs) -> list[float]:
+    """Every outcome of measuring ``obs`` as a counts key: its distinct eigenvalues, sorted.
+
+    Rounded to 12 digits, so eigenvalues equal up to floating-point noise are one key.
+    """
+    return [float(v) for v in np.unique(np.round(np.real(np.asarray(qml.eigvals(obs))), 12))]
+
+
 def _counter(mp, tape, device):
     """A function samples -> counts dict for one counts measurement, or None for other MPs."""
     if not isinstance(mp, CountsMP):
@@ -87,10 +101,9 @@ def _counter(mp, tape, device):
         values = _possible_mv_values(mp.mv)
         return _value_counter(values, int_dtype)
     if mp.obs is not None:
-        values = np.unique(np.round(np.real(qml.eigvals(mp.obs)), 12))
-        return _value_counter(values, int_dtype)
+        return _value_counter(eigenvalue_keys(mp.obs), int_dtype)
     n = len(mp.wires) if mp.wires else num_device_wires(tape, device)
-    keys = [format(i, f"0{n}b") for i in range(2**n)]
+    keys = bitstring_keys(n)
     weights = 2 ** jnp.arange(n - 1, -1, -1)
 
     def count_bits(samples):
@@ -112,7 +125,7 @@ def _possible_mv_values(mv) -> np.ndarray:
     return np.unique(np.asarray(values, dtype=float))
 
 
-def _value_counter(values: np.ndarray, int_dtype):
+def _value_counter(values, int_dtype):
     def count_values(samples):
         samples = jnp.ravel(jnp.asarray(samples))
         return {

@@ -31,6 +31,8 @@ import threading
 import traceback
 import uuid
 
+from . import _caches
+
 _MAX_RECORDED = 64
 _TOKEN = re.compile(r"\[qjaxiface host fault ([0-9a-f]{32})\]")
 
@@ -75,6 +77,14 @@ class _DropCallbackLogRecords(logging.Filter):
 _JAX_CALLBACK_LOG = logging.getLogger("jax._src.callback")
 if not any(isinstance(f, _DropCallbackLogRecords) for f in _JAX_CALLBACK_LOG.filters):
     _JAX_CALLBACK_LOG.addFilter(_DropCallbackLogRecords())
+
+
+def _forget_all() -> None:
+    with _lock:
+        _recorded.clear()
+
+
+_caches.register("recorded device faults", _forget_all)
 
 
 def record(err: BaseException) -> HostCallbackError:

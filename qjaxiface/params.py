@@ -1,9 +1,15 @@
-"""Moving parameters between tapes and pytrees."""
+"""Moving parameters between tapes and pytrees: one home for re-binding tape parameters.
+
+Every binding re-binds a tape's trainable parameters from its differentiable argument on each
+use (tracers, cotangent batches, shifted values); all of them go through ``with_trainable``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
+import numpy as np
 import pennylane as qml
 
 
@@ -37,7 +43,6 @@ def set_parameters_on_copy(tapes: Sequence, params: Sequence[Sequence]) -> tuple
             f"set_parameters_on_copy got {len(tapes)} tapes but parameters for {len(params)}; "
             "pass one sequence of parameters per tape."
         )
-    out = []
     for i, (tape, values) in enumerate(zip(tapes, params)):
         if len(values) != len(tape.trainable_params):
             raise ValueError(
@@ -45,16 +50,70 @@ def set_parameters_on_copy(tapes: Sequence, params: Sequence[Sequence]) -> tuple
                 f"{len(values)} values were given; pass one value per entry of "
                 "tape.trainable_params."
             )
-        out.append(tape.bind_new_parameters(list(values), tape.trainable_params))
+    positions = [list(t.trainable_params) for t in tapes]
+    return with_trainable(tapes, params, positions, [range(len(p)) for p in positions])
+
+
+def with_trainable(
+    tapes: Sequence, params: Sequence[Sequence], positions, indices, *, host: bool = False
+) -> tuple:
+    """Copies of ``tapes`` with ``params`` bound at ``positions`` and ``indices`` trainable.
+
+    Args:
+        tapes: the tapes.
+        params: per tape, the values to bind.
+        positions: per tape, the tape parameter indices that ``params`` fill.
+        indices: per tape, which of ``positions`` (by index into it) are trainable.
+        host: also turn every concrete JAX value of the copies into NumPy, as
+            ``host_parameters`` does, in the same single re-binding (every extra copy of a
+            tape builds operators, which PennyLane queues globally).
+    """
+    out = []
+    for tape, values, pos, idx in zip(tapes, params, positions, indices):
+        pairs = dict(zip(pos, values))
+        if host:
+            pairs = {i: _to_host(v) for i, v in pairs.items()}
+            for i, p in enumerate(tape.get_parameters(trainable_only=False)):
+                if i not in pairs and _is_concrete_jax(p):
+                    pairs[i] = _to_host(p)
+        order = sorted(pairs)  # bind_new_parameters pairs values with the sorted indices
+        new = tape.bind_new_parameters([pairs[i] for i in order], order)
+        new.trainable_params = [pos[i] for i in idx]
+        out.append(new)
     return tuple(out)
 
 
-def set_all_parameters_on_copy(tapes: Sequence, params: Sequence[Sequence]) -> tuple:
-    """Like ``set_parameters_on_copy``, for given parameter indices per tape."""
-    return tuple(
-        tape.bind_new_parameters(list(values), list(range(len(values))))
-        for tape, values in zip(tapes, params)
-    )
+def _is_concrete_jax(value) -> bool:
+    # jax 0.12 passes Python scalars through jit/grad as ``jax._src.literals.TypedFloat`` (a
+    # float subclass), not as ``jax.Array``; PennyLane calls both JAX values.
+    if isinstance(value, jax.core.Tracer):
+        return False
+    return isinstance(value, jax.Array) or type(value).__module__.startswith("jax")
+
+
+def _to_host(value):
+    if _is_concrete_jax(value):
+        return np.asarray(value, dtype=getattr(value, "dtype", None))
+    return value
+
+
+def host_parameters(tapes: Sequence) -> tuple:
+    """Copies of ``tapes`` whose concrete JAX parameters are NumPy arrays; tracers stay.
+
+    An eager binding's executor reads concrete values anyway. Handing them over as NumPy is
+    what the callback path does too, and it keeps devices off PennyLane 0.45's
+    ``qml.math.to_numpy`` for JAX arrays, which calls ``jax.core.concrete_or_error``, a name
+    jax 0.12 removed: with it, every eager non-backprop gradient failed on the newest JAX.
+    ``trainable_params`` are kept, so gradient rules see the same trainable parameters.
+    """
+    out = []
+    for tape in tapes:
+        if any(_is_concrete_jax(p) for p in tape.get_parameters(trainable_only=False)):
+            trainable = list(tape.trainable_params)
+            (tape,) = with_trainable([tape], [[]], [[]], [[]], host=True)
+            tape.trainable_params = trainable
+        out.append(tape)
+    return tuple(out)
 
 
 def jax_parameter_indices(tape) -> list[int]:

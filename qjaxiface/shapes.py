@@ -13,17 +13,7 @@ import numpy as np
 from pennylane.exceptions import MeasurementShapeError
 from pennylane.measurements import CountsMP, MeasurementValue, SampleMP
 
-
-def jax_dtype(numeric_type) -> np.dtype:
-    """The JAX dtype for a measurement's ``numeric_type`` under the current x64 setting."""
-    x64 = jax.config.jax_enable_x64
-    if numeric_type is int:
-        return jnp.dtype(jnp.int64 if x64 else jnp.int32)
-    if numeric_type is float:
-        return jnp.dtype(jnp.float64 if x64 else jnp.float32)
-    if numeric_type is complex:
-        return jnp.dtype(jnp.complex128 if x64 else jnp.complex64)
-    return jnp.dtype(numeric_type)
+from ._dtypes import jax_dtype
 
 
 def num_device_wires(tape, device) -> int:
@@ -160,7 +150,6 @@ def conform(value, struct):
 __all__ = [
     "conform",
     "jacobian_shape_dtype",
-    "jax_dtype",
     "num_device_wires",
     "result_shape_dtype",
 ]

@@ -10,8 +10,10 @@ import numpy as np
 import pennylane as qml
 import pytest
 from conftest import DerivativesOnlyDevice, assert_tree_allclose, builtin_boundary
+from pennylane.workflow.jacobian_products import TransformJacobianProducts
 
 import qjaxiface
+from qjaxiface.boundary import choose_binding
 from qjaxiface.detect import custom_rule_traces_primals
 
 A, B = 0.4, -0.7
@@ -531,3 +533,31 @@ def test_device_seeded_with_a_prng_key_differentiates_under_jit(mcm_method):
     with qjaxiface.installed(executor="device"):
         assert ("pure_callback" in str(jax.make_jaxpr(grad)(*args))) is not traceable
         assert_tree_allclose(jax.jit(grad)(*args), expected, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("device_vjp", "order", "iface", "convert_to_numpy", "expected"),
+    [
+        (True, 1, "jax-jit", True, "jax_jit_vjp_execute"),
+        (True, 1, "jax", True, "jax_vjp_execute"),
+        (False, 2, "jax-jit", True, "traced_jvp_execute"),
+        (False, 2, "jax", True, "traced_jvp_execute"),
+        (False, 1, "jax-jit", False, "_traced_else_callback"),
+        (False, 1, "jax-jit", True, "jax_jit_jvp_execute"),
+        (False, 1, "jax", True, "jax_jvp_execute"),
+        (False, 1, "jax", False, "jax_jvp_execute"),
+    ],
+)
+def test_choose_binding_table(device_vjp, order, iface, convert_to_numpy, expected):
+    """Decision 4 of docs/how-the-boundary-decides.md, as one function."""
+    config = qml.devices.ExecutionConfig(
+        use_device_jacobian_product=device_vjp,
+        derivative_order=order,
+        convert_to_numpy=convert_to_numpy,
+    )
+    jpc = TransformJacobianProducts(lambda tapes: tapes, qml.gradients.param_shift)
+    binding = choose_binding(config, jpc, iface)
+    name = getattr(binding, "func", binding).__name__
+    assert name == expected
+    if expected == "traced_jvp_execute":
+        assert binding.keywords == {"interface": iface}

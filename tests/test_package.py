@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import qjaxiface
-from qjaxiface import execution, faults, pennylane_hook
+from qjaxiface import _caches, execution, faults, pennylane_hook
 
 
 def test_every_public_name_resolves_to_its_module_object():
@@ -20,6 +20,17 @@ def test_every_public_name_resolves_to_its_module_object():
     assert qjaxiface.execute is execution.execute
     assert qjaxiface.install is pennylane_hook.install
     assert qjaxiface.reraise_device_errors is faults.reraise_device_errors
+    assert qjaxiface.clear_caches is _caches.clear_caches
+
+
+def test_the_exceptions_users_catch_are_top_level():
+    from qjaxiface.boundary._common import HigherOrderError
+    from qjaxiface.executors.xla import XLAUnsupported
+
+    assert qjaxiface.HigherOrderError is HigherOrderError
+    assert qjaxiface.HostCallbackError is faults.HostCallbackError
+    assert qjaxiface.XLAUnsupported is XLAUnsupported
+    assert issubclass(qjaxiface.HigherOrderError, ValueError)  # what PennyLane users caught
     for name in qjaxiface.__all__:
         assert getattr(qjaxiface, name) is not None
         assert name in dir(qjaxiface)

@@ -2,8 +2,12 @@
 
 Every cell runs the same QNode through qjaxiface and through PennyLane's built-in boundary
 (qjaxiface uninstalled) and compares both with an independent reference: JAX autodiff of
-default.qubit/default.mixed backprop, which involves no interface boundary at all. The
-conftest writes the collected cells to ``docs/support-matrix.md`` when the whole matrix ran.
+default.qubit/default.mixed backprop, which involves no interface boundary at all.
+
+Each case also checks that ``docs/support-matrix.md`` shows the cells it measured, when this
+run has the page's PennyLane and JAX versions (the built-in boundary's column depends on them).
+Regenerate the page with ``python -m pytest tests/test_support_matrix.py
+--update-support-matrix``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 from conftest import builtin_boundary
+from support_matrix_report import current_versions, read_support_matrix, symbol
 
 import qjaxiface
 
@@ -105,7 +110,7 @@ def _status(run, expected, tol):
 
 
 @pytest.mark.parametrize("devname, method", CASES, ids=[f"{d}-{m}" for d, m in CASES])
-def test_support_matrix(devname, method, record_property):
+def test_support_matrix(devname, method, record_property, request):
     tol = 1e-4 if method.startswith("finite-diff") else 1e-7
     rows, problems = [], []
     for measurement in MEASUREMENTS:
@@ -128,3 +133,29 @@ def test_support_matrix(devname, method, record_property):
                 problems.append(f"{measurement}/{transform}: built-in works, we fail: {detail}")
     record_property("support_matrix", rows)
     assert not problems, "\n".join(problems)
+    if not request.config.getoption("--update-support-matrix"):
+        _assert_page_shows(rows)
+
+
+def _assert_page_shows(rows):
+    page, versions = read_support_matrix()
+    if _minor(versions) != _minor(current_versions()):
+        return  # the page describes other versions: nothing to compare with
+    stale = []
+    for dev, method, meas, transform, ours, builtin, _ in rows:
+        shown = page.get((dev, method, meas), {}).get(transform)
+        if shown != symbol(ours, builtin):
+            stale.append(
+                f"{dev}/{method}/{meas}/{transform}: page {shown}, measured {symbol(ours, builtin)}"
+            )
+    assert not stale, (
+        "docs/support-matrix.md is out of date; regenerate it with "
+        "`python -m pytest tests/test_support_matrix.py --update-support-matrix`:\n"
+        + "\n".join(stale)
+    )
+
+
+def _minor(versions: str) -> str:
+    """``"PennyLane 0.45.1, JAX 0.10.2"`` -> ``"PennyLane 0.45.1, JAX 0.10"``."""
+    head, _, jax_version = versions.rpartition("JAX ")
+    return head + ".".join(jax_version.split(".")[:2])

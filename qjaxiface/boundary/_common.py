@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
-SymbolicZero = jax.custom_derivatives.SymbolicZero
+from .._tangents import is_zero_tangent, zero_tangent_like
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -56,19 +56,6 @@ def to_jax(result):
     if isinstance(result, (list, tuple)):
         return tuple(to_jax(r) for r in result)
     return jnp.asarray(result)
-
-
-def is_zero_tangent(t) -> bool:
-    """True for JAX's symbolic zero and for float0 tangents of integer inputs."""
-    return isinstance(t, SymbolicZero) or getattr(t, "dtype", None) == jax.dtypes.float0
-
-
-def zero_tangent_like(primal):
-    """A zero tangent matching ``primal``: float0 for integer/bool outputs (JAX's rule)."""
-    dtype = jnp.result_type(primal)
-    if not jnp.issubdtype(dtype, jnp.inexact):
-        return np.zeros(jnp.shape(primal), dtype=jax.dtypes.float0)
-    return jnp.zeros(jnp.shape(primal), dtype)
 
 
 def _scale(jac, tangent, batch_size):
@@ -143,68 +130,6 @@ def trainable_split(tapes: Sequence, tangents: Sequence[Sequence]):
     return indices, values
 
 
-def with_trainable(
-    tapes: Sequence, params: Sequence[Sequence], positions, indices, *, host: bool = False
-) -> tuple:
-    """Copies of ``tapes`` with ``params`` bound at ``positions`` and ``indices`` trainable.
-
-    Args:
-        tapes: the tapes.
-        params: per tape, the values to bind.
-        positions: per tape, the tape parameter indices that ``params`` fill.
-        indices: per tape, which of ``positions`` (by index into it) are trainable.
-        host: also turn every concrete JAX value of the copies into NumPy, as
-            ``host_parameters`` does, in the same single re-binding (every extra copy of a
-            tape builds operators, which PennyLane queues globally).
-    """
-    out = []
-    for tape, values, pos, idx in zip(tapes, params, positions, indices):
-        pairs = dict(zip(pos, values))
-        if host:
-            pairs = {i: _to_host(v) for i, v in pairs.items()}
-            for i, p in enumerate(tape.get_parameters(trainable_only=False)):
-                if i not in pairs and _is_concrete_jax(p):
-                    pairs[i] = _to_host(p)
-        order = sorted(pairs)  # bind_new_parameters pairs values with the sorted indices
-        new = tape.bind_new_parameters([pairs[i] for i in order], order)
-        new.trainable_params = [pos[i] for i in idx]
-        out.append(new)
-    return tuple(out)
-
-
-def _is_concrete_jax(value) -> bool:
-    # jax 0.12 passes Python scalars through jit/grad as ``jax._src.literals.TypedFloat`` (a
-    # float subclass), not as ``jax.Array``; PennyLane calls both JAX values.
-    if isinstance(value, jax.core.Tracer):
-        return False
-    return isinstance(value, jax.Array) or type(value).__module__.startswith("jax")
-
-
-def _to_host(value):
-    if _is_concrete_jax(value):
-        return np.asarray(value, dtype=getattr(value, "dtype", None))
-    return value
-
-
-def host_parameters(tapes: Sequence) -> tuple:
-    """Copies of ``tapes`` whose concrete JAX parameters are NumPy arrays; tracers stay.
-
-    An eager binding's executor reads concrete values anyway. Handing them over as NumPy is
-    what the callback path does too, and it keeps devices off PennyLane 0.45's
-    ``qml.math.to_numpy`` for JAX arrays, which calls ``jax.core.concrete_or_error``, a name
-    jax 0.12 removed: with it, every eager non-backprop gradient failed on the newest JAX.
-    ``trainable_params`` are kept, so gradient rules see the same trainable parameters.
-    """
-    out = []
-    for tape in tapes:
-        if any(_is_concrete_jax(p) for p in tape.get_parameters(trainable_only=False)):
-            trainable = list(tape.trainable_params)
-            (tape,) = with_trainable([tape], [[]], [[]], [[]], host=True)
-            tape.trainable_params = trainable
-        out.append(tape)
-    return tuple(out)
-
-
 def split_broadcast(tapes: Sequence) -> tuple[tuple, list]:
     """Expand broadcast tapes into one tape per batch element, for Jacobians.
 
@@ -258,7 +183,13 @@ def assemble_jvps(tapes, groups, expanded, results, jacobians, tangent_values):
 
 
 class HigherOrderError(ValueError):
-    """A higher-order derivative was requested from a first-order derivative method."""
+    """A higher-order derivative was requested from a first-order derivative method.
+
+    Raised instead of returning a silently zero second derivative (PennyLane's boundary returns
+    zeros) for adjoint, device derivatives, host callbacks and gradient transforms with
+    ``max_diff=1``. The message names the remedy: a gradient transform with ``max_diff=2``, or
+    ``diff_method="backprop"``. A ``ValueError``, so existing handlers still catch it.
+    """
 
 
 def higher_order_message(what: str) -> str:

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
+from .._dtypes import jax_dtype
 from ..detect import is_differentiation_tracer
-from ..shapes import jax_dtype
+from ..params import with_trainable
 from ._callback import batched_pure_callback
-from ._common import with_trainable
 
 FORWARD_MODE_HINT = (
     "qjaxiface: device_vjp=True binds the circuit with a jax.custom_vjp, which supports reverse "

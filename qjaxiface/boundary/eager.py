@@ -15,27 +15,21 @@ from functools import partial
 import jax
 
 from .._compat import outside_traces
-from .._log import log_entry
+from .._log import executor_name, log_entry
 from ..detect import custom_rule_traces_primals, get_jax_interface_name
+from ..params import host_parameters, with_trainable
 from ._common import (
     TapeBox,
     assemble_jvps,
-    host_parameters,
     jvp_from_jacobian,
     split_broadcast,
     to_jax,
     trainable_split,
-    with_trainable,
 )
 from ._vjp import FORWARD_MODE_HINT, device_vjp_backward, reraise_forward_mode
+from .jit import jax_jit_jvp_execute, jax_jit_vjp_execute
 
 ExecuteFn = Callable[[Sequence], tuple]
-
-
-def executor_name(device) -> str:
-    """A short name of the executor for log records."""
-    name = getattr(device, "name", None) or type(device).__name__ if device is not None else None
-    return f"device:{name}" if name else "device"
 
 
 def _positions(tapes) -> tuple[tuple[int, ...], ...]:
@@ -114,8 +108,6 @@ def jax_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) ->
     """
     if get_jax_interface_name(tapes) == "jax-jit":
         # The executor cannot read tracers; the callback binding can.
-        from .jit import jax_jit_jvp_execute
-
         return jax_jit_jvp_execute(tapes, execute_fn, jpc, device)
     if custom_rule_traces_primals("jvp"):
         if not any(isinstance(p, jax.core.Tracer) for t in tapes for p in t.get_parameters()):
@@ -123,8 +115,6 @@ def jax_jvp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) ->
             # shapes, no callback).
             log_entry("jax", "direct", executor_name(device), len(tapes))
             return to_jax(execute_fn(host_parameters(tapes)))
-        from .jit import jax_jit_jvp_execute
-
         return jax_jit_jvp_execute(tapes, execute_fn, jpc, device, interface="jax")
     return traced_jvp_execute(tapes, execute_fn, jpc, device, interface="jax")
 
@@ -176,8 +166,6 @@ def jax_vjp_execute(tapes: Sequence, execute_fn: ExecuteFn, jpc, device=None) ->
     """
     iface = get_jax_interface_name(tapes)
     if iface == "jax-jit" or custom_rule_traces_primals("vjp"):
-        from .jit import jax_jit_vjp_execute
-
         return jax_jit_vjp_execute(tapes, execute_fn, jpc, device, interface=iface)
     log_entry("jax", "custom_vjp", executor_name(device), len(tapes))
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)

@@ -18,9 +18,11 @@ from functools import partial
 import jax
 from pennylane.measurements import CountsMP, MidMeasureMP
 
-from .._log import log_entry
+from .._log import executor_name, log_entry
+from .._tangents import zero_tangent_like
 from ..detect import is_differentiation_tracer
 from ..faults import reraise_device_errors
+from ..params import with_trainable
 from ..shapes import jacobian_shape_dtype, result_shape_dtype
 from ._callback import batched_pure_callback
 from ._common import (
@@ -31,11 +33,8 @@ from ._common import (
     preflight_gradient_transform,
     split_broadcast,
     trainable_split,
-    with_trainable,
-    zero_tangent_like,
 )
 from ._vjp import FORWARD_MODE_HINT, device_vjp_backward, reraise_forward_mode
-from .eager import executor_name
 
 ExecuteFn = Callable[[Sequence], tuple]
 

@@ -158,9 +158,9 @@ def test_active_tracker_keeps_auto_on_the_device(caplog):
 
 
 def test_xla_taking_over_another_device_is_said_once_at_info(caplog, monkeypatch):
-    from qjaxiface import executors
+    from qjaxiface.executors.xla import _select
 
-    monkeypatch.setattr(executors, "_announced", set())
+    monkeypatch.setattr(_select, "_announced", set())
     dev = qml.device("lightning.qubit", wires=1)
 
     @qml.qnode(dev, diff_method="parameter-shift")
@@ -179,9 +179,9 @@ def test_xla_taking_over_another_device_is_said_once_at_info(caplog, monkeypatch
 
 
 def test_default_qubit_under_xla_and_lightning_under_auto_say_nothing(caplog, monkeypatch):
-    from qjaxiface import executors
+    from qjaxiface.executors.xla import _select
 
-    monkeypatch.setattr(executors, "_announced", set())
+    monkeypatch.setattr(_select, "_announced", set())
     with caplog.at_level(logging.INFO, logger="qjaxiface"):
         _run(qml.device("default.qubit", wires=1), _rx, 0.3, executor="xla")
         _run(qml.device("lightning.qubit", wires=1), _rx, 0.3, executor="auto")

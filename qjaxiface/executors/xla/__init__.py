@@ -31,6 +31,7 @@ Examples:
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
+from ... import _caches
 from ._batching import broadcast_leaves
 from ._derivatives import SHIFT_METHODS, leaf_owner, make_fn, shift_recipe
 from ._ops import NO_OPS, STATE_PREPS, compile_gate
@@ -51,6 +53,7 @@ __all__ = [
     "DIFF_METHODS",
     "XLAUnsupported",
     "clear_cache",
+    "execute_checked",
     "has_program",
     "set_sharding",
     "xla_execute",
@@ -62,7 +65,11 @@ _CACHE_SIZE = 256
 
 
 class XLAUnsupported(Exception):
-    """Raised (by check) when a tape cannot run on the XLA executor; message says why."""
+    """Raised by ``xla_execute`` when a tape cannot run on the XLA executor; the message says why.
+
+    ``qjaxiface.execute`` never raises it: it asks ``xla_unsupported_reason`` first and runs such
+    tapes on the device.
+    """
 
 
 # --------------------------------------------------------------------------- support check
@@ -229,12 +236,24 @@ class _OwnerView:
 
 # --------------------------------------------------------------------------- execution
 
+# Built programs by structure key, least recently used first. Threads share it: every access
+# holds the lock; building happens outside it (two threads may build the same program once each).
 _cache: OrderedDict = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 def clear_cache() -> None:
-    """Forget every built program (e.g. after changing ``jax_enable_x64``)."""
-    _cache.clear()
+    """Forget every built program, to free memory (``qjaxiface.clear_caches()`` calls it).
+
+    The key already covers what a program depends on besides parameter values (the tape's
+    structure, parameter shapes and dtypes, the diff method and its arguments, the wire order
+    and ``jax_enable_x64``), so correctness never needs it.
+    """
+    with _cache_lock:
+        _cache.clear()
+
+
+_caches.register("XLA executor programs", clear_cache)
 
 
 def _leaves(tape: qml.tape.QuantumScript) -> tuple:
@@ -311,14 +330,17 @@ def _tape_function(tape, leaves, diff_method, kwargs, wire_order):
     key = _structure_key(tape, leaves, diff_method, kwargs, wire_order)
     if key is None:
         return _build(tape, diff_method, kwargs, wire_order)
-    fn = _cache.get(key)
-    if fn is None:
-        fn = _build(tape, diff_method, kwargs, wire_order)
-        _cache[key] = fn
-        if len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    else:
+    with _cache_lock:
+        fn = _cache.get(key)
+        if fn is not None:
+            _cache.move_to_end(key)
+            return fn
+    fn = _build(tape, diff_method, kwargs, wire_order)
+    with _cache_lock:
+        fn = _cache.setdefault(key, fn)  # a program another thread built meanwhile wins
         _cache.move_to_end(key)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
     return fn
 
 
@@ -326,7 +348,10 @@ def has_program(tape, diff_method, gradient_kwargs=None, wire_order=None) -> boo
     """Whether an earlier call already built the program that would run ``tape``."""
     leaves = tuple(jnp.asarray(x) for x in _leaves(tape))
     key = _structure_key(tape, leaves, diff_method, gradient_kwargs, wire_order)
-    return key is not None and key in _cache
+    if key is None:
+        return False
+    with _cache_lock:
+        return key in _cache
 
 
 def xla_execute(
@@ -362,14 +387,25 @@ def xla_execute(
             finite shots and no ``prng_key``.
     """
     del num_wires  # the tape's own wires suffice; see the docstring
-    results = []
     for tape in tapes:
         reason = xla_unsupported_reason(tape, diff_method)
         if reason is not None:
             raise XLAUnsupported(reason)
-    need_keys = any(t.shots for t in tapes)
-    if need_keys and prng_key is None:
+    if any(t.shots for t in tapes) and prng_key is None:
         raise XLAUnsupported("finite shots need a prng_key")
+    return execute_checked(
+        tapes,
+        diff_method=diff_method,
+        gradient_kwargs=gradient_kwargs,
+        wire_order=wire_order,
+        prng_key=prng_key,
+    )
+
+
+def execute_checked(tapes, *, diff_method, gradient_kwargs, wire_order, prng_key) -> tuple:
+    """``xla_execute`` for tapes whose support check already passed (``_select.XLAPlan``)."""
+    results = []
+    need_keys = any(t.shots for t in tapes)
     keys = jax.random.split(prng_key, len(tapes)) if need_keys and len(tapes) else None
     for i, tape in enumerate(tapes):
         leaves = tuple(jnp.asarray(x) for x in _leaves(tape))

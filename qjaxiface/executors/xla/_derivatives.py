@@ -30,8 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
-from jax.custom_derivatives import SymbolicZero
 
+from ..._dtypes import complex_dtype
+from ..._tangents import is_zero_tangent
 from ._measure import apply_observable
 from ._ops import (
     apply_gate,
@@ -47,10 +48,6 @@ from ._simulate import TapeProgram
 Array = Any
 Fn = Callable[[tuple, Any], Any]
 SHIFT_METHODS = ("parameter-shift", "finite-diff", "spsa")
-
-
-def _is_zero(t) -> bool:
-    return isinstance(t, SymbolicZero) or (hasattr(t, "dtype") and t.dtype == jax.dtypes.float0)
 
 
 def _real_scalar(x) -> bool:
@@ -89,7 +86,7 @@ def _fd_recipe(kwargs: dict) -> np.ndarray:
 
 def _autodiff_rest(raw: Fn, leaves: tuple, key, tangents: tuple, handled: set[int]):
     """Forward-mode JVP of ``raw`` for the nonzero tangents not in ``handled`` (or None)."""
-    rest = [j for j, t in enumerate(tangents) if j not in handled and not _is_zero(t)]
+    rest = [j for j, t in enumerate(tangents) if j not in handled and not is_zero_tangent(t)]
     if not rest:
         return None
 
@@ -166,7 +163,7 @@ def shifted_rows_jvp(
         (primal output, tangent output)
     """
     out = f(leaves, key)
-    active = [j for j in sorted(units) if not _is_zero(tangents[j])]
+    active = [j for j in sorted(units) if not is_zero_tangent(tangents[j])]
     tan = None
     sharded = False
     if active:
@@ -244,9 +241,7 @@ def state_size(leaves, raw) -> int:
     """Bytes of one state vector of the program behind ``raw``."""
     program = getattr(raw, "__self__", None)
     n = getattr(program, "n_wires", 10)
-    return (2**n) * jnp.dtype(
-        jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
-    ).itemsize
+    return (2**n) * complex_dtype().itemsize
 
 
 def map_rows(f: Fn, stacked: list, in_axes: list, keys, key_axis, bytes_per_row: int):
@@ -312,7 +307,7 @@ def make_shift_fn(program: TapeProgram, diff_method: str, kwargs: dict) -> Fn:
             units = {j: r for j, r in units_all.items() if _real_scalar(leaves[j])}
             spsa_now = None
             if spsa is not None:
-                n_active = sum(not _is_zero(t_leaves[j]) for j in units)
+                n_active = sum(not is_zero_tangent(t_leaves[j]) for j in units)
                 # Drawn at trace time: constants of the compiled function (as PennyLane draws
                 # directions when it builds the shifted tapes).
                 shape = (spsa["num_directions"], n_active)
@@ -434,7 +429,9 @@ def make_adjoint_fn(program: TapeProgram) -> Fn:
         leaves, key = primals
         t_leaves = tangents[0]
         active = [
-            j for j in sorted(gate_leaves) if _real_scalar(leaves[j]) and not _is_zero(t_leaves[j])
+            j
+            for j in sorted(gate_leaves)
+            if _real_scalar(leaves[j]) and not is_zero_tangent(t_leaves[j])
         ]
         tan = None
         if active:

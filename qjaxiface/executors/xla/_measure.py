@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import pennylane as qml
 
@@ -117,8 +116,3 @@ def density_matrix(state: Array, axes: Sequence[int]) -> Array:
     k = len(axes)
     mat = jnp.transpose(state, list(axes) + others).reshape(2**k, -1)
     return mat @ jnp.conj(mat).T
-
-
-def real_dtype():
-    """float64 with x64 enabled, else float32."""
-    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32

@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
+from ..._dtypes import complex_dtype
+
 Array = Any
 MatrixFn = Callable[[Sequence[Array]], Array]
 
@@ -33,11 +35,6 @@ NO_OPS = frozenset({"Identity", "Snapshot", "Barrier", "WireCut"})
 # Ops that set the initial state; only valid as the first operation (default.qubit decomposes
 # them anywhere else).
 STATE_PREPS = frozenset({"StatePrep", "QubitStateVector", "BasisState"})
-
-
-def complex_dtype():
-    """complex128 with x64 enabled, else complex64 (what default.qubit returns under JAX)."""
-    return jnp.complex128 if jax.config.jax_enable_x64 else jnp.complex64
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
-from ._measure import _c, marginal_probs, real_dtype, rotate_to_eigenbasis
+from ..._dtypes import int_dtype, real_dtype
+from ...counts import bitstring_keys, eigenvalue_keys
+from ._measure import _c, marginal_probs, rotate_to_eigenbasis
 from ._ops import apply_matrix_on
 
 Array = Any
-
-
-def int_dtype():
-    """int64 with x64 enabled, else int32 (JAX's default integer)."""
-    return jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
 
 
 def sampleable_observable(obs: qml.operation.Operator) -> str | None:
@@ -121,10 +118,7 @@ def _expval_by_terms(obs, state, axis_of, shots, key) -> Array:
 
 def counts_keys(mp, wires) -> list:
     """The keys of a counts dictionary with every outcome (bit strings or eigenvalues)."""
-    if mp.obs is None:
-        k = len(wires)
-        return [format(i, f"0{k}b") for i in range(2**k)]
-    return sorted({float(v) for v in np.round(np.asarray(mp.obs.eigvals(), dtype=float), 12)})
+    return bitstring_keys(len(wires)) if mp.obs is None else eigenvalue_keys(mp.obs)
 
 
 def measure_with_shots(

@@ -8,7 +8,6 @@ device's share of the ``vmap`` there. One device: nothing changes.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -16,11 +15,21 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-_ENABLED: bool | None = None  # None: automatic (on with more than one device)
+from ..._config import xla_sharding_allowed
+
+_ENABLED: bool | None = None  # None: automatic (QJAXIFACE_XLA_SHARDING, default on with >1 device)
 
 
 def set_sharding(enabled: bool | None) -> None:
-    """Force row sharding on (``True``), off (``False``) or automatic (``None``)."""
+    """Force row sharding on (``True``), off (``False``) or back to automatic (``None``).
+
+    Automatic follows the ``QJAXIFACE_XLA_SHARDING`` environment variable (``auto``, the
+    default: on when JAX sees more than one device; ``0``/``off``: never). Sharding only ever
+    applies with more than one JAX device.
+
+    Args:
+        enabled: ``True``, ``False`` or ``None``.
+    """
     global _ENABLED
     _ENABLED = enabled
 
@@ -29,7 +38,7 @@ def sharding_devices() -> list:
     """The devices rows are spread over (empty when sharding is off)."""
     enabled = _ENABLED
     if enabled is None:
-        enabled = os.environ.get("QJAXIFACE_XLA_SHARDING", "1") != "0"
+        enabled = xla_sharding_allowed()
     devices = jax.devices()
     return devices if enabled and len(devices) > 1 else []
 

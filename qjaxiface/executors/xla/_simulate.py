@@ -15,17 +15,17 @@ import jax
 import jax.numpy as jnp
 import pennylane as qml
 
+from ..._dtypes import complex_dtype, real_dtype
 from ._batching import broadcast_leaves
 from ._measure import (
     density_matrix,
     expval,
     marginal_probs,
-    real_dtype,
     rotate_to_eigenbasis,
     state_in_order,
     variance,
 )
-from ._ops import STATE_PREPS, Gate, _c, apply_gate, compile_gate, complex_dtype, gate_values
+from ._ops import STATE_PREPS, Gate, _c, apply_gate, compile_gate, gate_values
 from ._sample import measure_with_shots
 
 Array = Any
