@@ -95,6 +95,7 @@ def load_bench(roots: Sequence[Path]) -> ModuleType:
     for name in [n for n in sys.modules if n == "benchmarks" or n.startswith("benchmarks.")]:
         del sys.modules[name]
     spec = importlib.util.spec_from_file_location(MODULE_NAME, root / BENCH_FILE)
+    assert spec is not None and spec.loader is not None  # a .py path always has a loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[MODULE_NAME] = module
     try:

@@ -104,7 +104,7 @@ def environment_report() -> dict[str, Any]:
         "devices": [
             f"{d.platform}:{d.id} ({getattr(d, 'device_kind', '?')})" for d in jax.devices()
         ],
-        "x64": bool(jax.config.jax_enable_x64),
+        "x64": bool(jax.config.read("jax_enable_x64")),
         "pennylane_devices": pennylane_devices(),
         "hook_installed": _hook_state(),
         "compatibility": compatibility_report(),

@@ -11,13 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def x64_enabled() -> bool:
+    """Whether ``jax_enable_x64`` is on now."""
+    return bool(jax.config.read("jax_enable_x64"))
+
+
 def jax_dtype(numeric_type) -> np.dtype:
     """The JAX dtype for a Python ``int``/``float``/``complex`` (a measurement's ``numeric_type``).
 
     64-bit with x64 enabled, else 32-bit (what default.qubit returns under JAX). Any other
     dtype-like is returned as a dtype.
     """
-    x64 = jax.config.jax_enable_x64
+    x64 = x64_enabled()
     if numeric_type is int:
         return jnp.dtype(jnp.int64 if x64 else jnp.int32)
     if numeric_type is float:
@@ -42,4 +47,4 @@ def int_dtype() -> np.dtype:
     return jax_dtype(int)
 
 
-__all__ = ["complex_dtype", "int_dtype", "jax_dtype", "real_dtype"]
+__all__ = ["complex_dtype", "int_dtype", "jax_dtype", "real_dtype", "x64_enabled"]

@@ -11,7 +11,7 @@ That is also why ``jax.vmap`` over an eager QNode works here: a batch tracer is 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 
@@ -30,10 +30,10 @@ def _differentiation_tracer_types() -> tuple[type, ...]:
     )
 
 
-_DIFF_TRACERS = _differentiation_tracer_types()
+_DIFF_TRACERS: tuple[Any, ...] = _differentiation_tracer_types()
 
 
-def is_abstract(value) -> bool:
+def is_abstract(value: Any) -> bool:
     """Whether ``value`` hides its concrete value from Python.
 
     Args:

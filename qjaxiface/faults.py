@@ -100,19 +100,21 @@ def record(err: BaseException) -> HostCallbackError:
 def original_exception(err: BaseException) -> BaseException | None:
     """The recorded host exception that ``err`` (JAX's wrapper) reports, removing it; or ``None``."""
     seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, HostCallbackError):
-            token = err.token
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        token: str | None
+        if isinstance(current, HostCallbackError):
+            token = current.token
         else:
-            match = _TOKEN.search(str(err))
+            match = _TOKEN.search(str(current))
             token = match.group(1) if match else None
         if token is not None:
             with _lock:
                 found = _recorded.pop(token, None)
             if found is not None:
                 return found
-        err = err.__cause__ or err.__context__
+        current = current.__cause__ or current.__context__
     return None
 
 

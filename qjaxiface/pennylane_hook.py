@@ -16,6 +16,7 @@ import importlib
 import logging
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pennylane as qml
 from pennylane.math import Interface
@@ -57,7 +58,7 @@ _state: _Installation | None = None
 
 
 # Active ``installed()`` blocks, in entry order: [identity, the state to restore on exit].
-_active: list[list] = []
+_active: list[list[Any]] = []
 
 
 def _original_execute():
@@ -91,7 +92,7 @@ def _make_router(original, executor: str):
             **kwargs,
         )
 
-    execute_router.__qjaxiface_router__ = True
+    execute_router.__qjaxiface_router__ = True  # type: ignore[attr-defined]
     return execute_router
 
 
@@ -181,7 +182,7 @@ def install(executor: str = "auto") -> None:
         )
         for name in _PATCH_SITES:
             module = importlib.import_module(name)
-            module.execute = _make_router(originals[name], executor)
+            module.execute = _make_router(originals[name], executor)  # type: ignore[attr-defined]
         capture = _capture_module()
         if _state is not None:
             capture_original = _state.capture_original
@@ -203,9 +204,10 @@ def uninstall() -> None:
         if _state is None:
             return
         for name, original in _state.originals.items():
-            importlib.import_module(name).execute = original
+            importlib.import_module(name).execute = original  # type: ignore[attr-defined]
         if _state.capture_original is not None:
-            importlib.import_module(_CAPTURE_SITE).capture_qnode = _state.capture_original
+            module = importlib.import_module(_CAPTURE_SITE)
+            module.capture_qnode = _state.capture_original  # type: ignore[attr-defined]
         _threads.unpatch()
         _compat.release_jax_core_shim()
         _state = None
@@ -235,7 +237,7 @@ def installed(executor: str = "auto") -> Iterator[None]:
         False
     """
     with _lock:
-        entry = [object(), _state]
+        entry: list[Any] = [object(), _state]
         install(executor)
         _active.append(entry)
     try:

@@ -138,7 +138,8 @@ def split_broadcast(tapes: Sequence) -> tuple[tuple, list]:
     ordinary tape. Returns the expanded tapes and, per input tape, its index in them (unbroadcast)
     or the ``range`` of its elements.
     """
-    expanded, groups = [], []
+    expanded: list = []
+    groups: list[int | range] = []
     for tape in tapes:
         if not tape.batch_size:
             groups.append(len(expanded))

@@ -42,6 +42,7 @@ import numpy as np
 import pennylane as qml
 
 from ... import _caches
+from ..._dtypes import x64_enabled
 from ._batching import broadcast_leaves
 from ._derivatives import SHIFT_METHODS, leaf_owner, make_fn, shift_recipe
 from ._ops import NO_OPS, STATE_PREPS, compile_gate
@@ -285,7 +286,7 @@ def _structure_key(tape, leaves, diff_method, kwargs, wire_order) -> Any:
             diff_method,
             _freeze(kwargs or {}),
             None if wire_order is None else tuple(wire_order),
-            jax.config.jax_enable_x64,
+            x64_enabled(),
         )
         hash(key)
         return key
@@ -410,7 +411,7 @@ def execute_checked(tapes, *, diff_method, gradient_kwargs, wire_order, prng_key
     for i, tape in enumerate(tapes):
         leaves = tuple(jnp.asarray(x) for x in _leaves(tape))
         fn = _tape_function(tape, leaves, diff_method, gradient_kwargs, wire_order)
-        key = keys[i] if tape.shots else None
+        key = keys[i] if keys is not None and tape.shots else None
         plain, jitted = fn
         # Inside a trace the caller's jit compiles everything anyway; calling the jitted copy
         # there would make JAX trace the simulation twice (once to a jaxpr, once more to

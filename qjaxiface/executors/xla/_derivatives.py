@@ -54,7 +54,7 @@ def _real_scalar(x) -> bool:
     return jnp.ndim(x) == 0 and jnp.issubdtype(jnp.result_type(x), jnp.floating)
 
 
-def leaf_owner(program: TapeProgram) -> dict[int, tuple[qml.operation.Operator, int]]:
+def leaf_owner(program: TapeProgram | Any) -> dict[int, tuple[qml.operation.Operator, int]]:
     """Leaf index -> (gate op, index of the parameter in ``op.data``), for gate leaves."""
     owner = {}
     for _, sl, op in program.gates:
@@ -200,12 +200,13 @@ def shifted_rows_jvp(
                     mult.append(np.ones(len(active)))
                     shift.append(s * directions[d])
                     row_weight.append(w)
-        mult, shift, row_weight = map(np.asarray, (mult, shift, row_weight))
+        mult_a, shift_a = np.asarray(mult), np.asarray(shift)
+        row_weight_a = np.asarray(row_weight)
         t_vec = jnp.stack([jnp.asarray(tangents[j]) for j in active])
         x_vec = jnp.stack([jnp.asarray(leaves[j]) for j in active])
-        rows = x_vec[None, :] * mult + shift  # (R, U): linear in x, so Hessians chain through
+        rows = x_vec[None, :] * mult_a + shift_a  # (R, U): linear in x, so Hessians chain through
         stacked = list(leaves)
-        in_axes = [None] * len(leaves)
+        in_axes: list[int | None] = [None] * len(leaves)
         for u, j in enumerate(active):
             stacked[j] = rows[:, u].astype(jnp.result_type(leaves[j]))
             in_axes[j] = 0
@@ -220,7 +221,7 @@ def shifted_rows_jvp(
         with elementwise_gates():
             rows_out = map_rows(f, stacked, in_axes, keys, key_axis, state_size(leaves, raw))
         rows_out = jax.tree.map(lambda x: x[:n_rows], rows_out)  # drop sharding padding
-        weights = jnp.asarray(row_weight) @ t_vec  # (R,), linear in the tangents
+        weights = jnp.asarray(row_weight_a) @ t_vec  # (R,), linear in the tangents
         tan = _contract(weights, rows_out)
         if np.any(base_weight):
             b = jnp.dot(jnp.asarray(base_weight), t_vec)

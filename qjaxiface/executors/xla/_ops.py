@@ -18,7 +18,7 @@ import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -258,8 +258,10 @@ def compile_gate(op: qml.operation.Operator, axis_of: dict) -> Gate:
     if name == "GlobalPhase":
         return Gate(name, "phase", (), fn=lambda p: jnp.exp(-1j * _c(p[0])), n_params=1)
     if name in _CONTROLLED:
-        nc, base = _CONTROLLED[name]
-        kind, fn, _ = _base_gate(base, axes[nc:])
+        nc, base_name = _CONTROLLED[name]
+        target = _base_gate(base_name, axes[nc:])
+        assert target is not None, base_name  # every _CONTROLLED base has a closed form
+        kind, fn, _ = target
         return Gate(name, kind, axes[nc:], axes[:nc], (1,) * nc, fn, n_params, True)
     if name == "MultiControlledX":
         values = tuple(int(v) for v in op.hyperparameters["control_values"])
@@ -359,6 +361,7 @@ def _apply_targets(view: Array, gate: Gate, value: Array | None, axes, adjoint: 
         return jnp.flip(view, axes[0])
     if kind == "swap":
         return jnp.swapaxes(view, axes[0], axes[1])
+    assert value is not None, kind  # only x and swap have no value
     if kind == "diag":
         return _apply_diag(view, jnp.conj(value) if adjoint else value, axes)
     if kind == "matrix":
@@ -457,6 +460,7 @@ def apply_gate(
     if value is None:
         value = gate_value(gate, params)
     if gate.kind == "phase":
+        assert value is not None
         return state * (jnp.conj(value) if adjoint else value)
     view, pos = _view(state, gate.axes + gate.controls)
     axes = tuple(pos[a] for a in gate.axes)
@@ -522,7 +526,7 @@ def inverse_values(gates: Sequence[Gate], values: Sequence[Array | None]) -> tup
             continue
         groups.setdefault((gate.kind == "matrix", jnp.shape(value)), []).append(i)
     for (is_matrix, _), idx in groups.items():
-        stacked = jnp.stack([values[i] for i in idx])
+        stacked = jnp.stack([cast(Array, values[i]) for i in idx])
         flipped = jnp.swapaxes(stacked, -1, -2) if is_matrix else stacked
         conj = jnp.conj(flipped)
         for j, i in enumerate(idx):

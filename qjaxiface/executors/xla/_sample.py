@@ -140,6 +140,7 @@ def measure_with_shots(
         return _expval_by_terms(mp.obs, state, axis_of, shots, key).astype(real_dtype())
     idx, evals = _draw(mp, state, axis_of, shots, key, wires)
     if kind == "VarianceMP":
+        assert evals is not None  # a variance always has an observable
         values = evals[idx]
         if moments:
             return jnp.stack([jnp.mean(values), jnp.mean(values**2)])
