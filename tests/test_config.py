@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from qjaxiface import _config
-from qjaxiface.executors.xla import _sharding
+from qjaxiface.executors.xla import _rows
 
 
 @pytest.fixture
@@ -54,20 +54,20 @@ def test_read_once(monkeypatch, fresh_config):
 
 def test_a_bad_value_fails_the_sharding_decision(monkeypatch, fresh_config):
     monkeypatch.setenv(_config.SHARDING_VARIABLE, "maybe")
-    _sharding.set_sharding(None)
+    _rows.set_sharding(None)
     with pytest.raises(ValueError, match="not a valid setting"):
-        _sharding.sharding_devices()
-    _sharding.set_sharding(False)  # an explicit choice does not consult the environment
+        _rows.sharding_devices()
+    _rows.set_sharding(False)  # an explicit choice does not consult the environment
     try:
-        assert _sharding.sharding_devices() == []
+        assert _rows.sharding_devices() == []
     finally:
-        _sharding.set_sharding(None)
+        _rows.set_sharding(None)
 
 
 SCRIPT = textwrap.dedent(
     """
     import jax
-    from qjaxiface.executors.xla._sharding import sharding_devices
+    from qjaxiface.executors.xla._rows import sharding_devices
     print(len(jax.devices()), len(sharding_devices()))
     """
 )

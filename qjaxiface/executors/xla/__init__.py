@@ -14,9 +14,12 @@ parameter shapes) is built once and cached, and jitted, so repeated executions -
 re-traced -- reuse it. ``xla_unsupported_reason`` says, before anything runs, whether a
 tape can run here; the caller falls back to the device otherwise.
 
-Modules: ``_ops`` (gates), ``_measure`` (analytic measurements),
-``_sample`` (finite shots), ``_simulate`` (tape -> program),
-``_derivatives`` (derivative rules), ``_sharding`` (several devices).
+Modules, each named for what it decides: ``_gates`` (the gate catalogue), ``_kernels``
+(applying gates to a state vector), ``_measure`` (analytic measurements), ``_sample`` (finite
+shots), ``_simulate`` (tape -> program), ``_derivatives`` (which rule) with ``_shift`` (shift
+rules), ``_adjoint`` (the adjoint sweep) and ``_jvp_parts`` (what they share), ``_rows`` (shift
+rows in chunks and over devices), ``_select`` (whether this executor takes a call); the support
+check, the program cache and ``xla_execute`` are here.
 
 Examples:
     >>> import jax, pennylane as qml
@@ -40,14 +43,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
+from pennylane.measurements import CountsMP, ExpectationMP, ProbabilityMP, StateMP
 
 from ... import _caches
 from ..._dtypes import x64_enabled
 from ._batching import broadcast_leaves
-from ._derivatives import SHIFT_METHODS, leaf_owner, make_fn, shift_recipe
-from ._ops import NO_OPS, STATE_PREPS, compile_gate
+from ._derivatives import make_fn
+from ._gates import NO_OPS, STATE_PREPS, compile_gate
+from ._jvp_parts import leaf_owner
+from ._rows import set_sharding
 from ._sample import sampleable_observable
-from ._sharding import set_sharding
+from ._shift import SHIFT_METHODS, shift_recipe
 from ._simulate import ANALYTIC_MEASUREMENTS, SHOT_MEASUREMENTS, TapeProgram
 
 __all__ = [
@@ -107,7 +113,7 @@ def _observable_reason(obs) -> str | None:
 
 
 def _measurement_reason(mp, shots, diff_method, broadcast: bool) -> str | None:
-    kind = type(mp).__name__
+    kind = type(mp)  # exact class, as the sets of supported ones hold
     if getattr(mp, "mv", None) is not None:
         return "measurements of mid-circuit measurement values are not supported"
     if mp.obs is None and getattr(mp, "_eigvals", None) is not None:
@@ -115,28 +121,28 @@ def _measurement_reason(mp, shots, diff_method, broadcast: bool) -> str | None:
     allowed = SHOT_MEASUREMENTS if shots else ANALYTIC_MEASUREMENTS
     if kind not in allowed:
         what = "with finite shots" if shots else "analytically"
-        return f"{kind} is not supported {what}"
-    if diff_method == "parameter-shift" and kind == "StateMP":
+        return f"{kind.__name__} is not supported {what}"
+    if diff_method == "parameter-shift" and kind is StateMP:
         # Amplitudes are not trigonometric in the shifted angle the way expectation values are
         # (density matrices are): the two-term rule would give a wrong derivative.
         return "the parameter-shift rule does not apply to qml.state()"
-    if diff_method == "adjoint" and kind != "ExpectationMP":
+    if diff_method == "adjoint" and kind is not ExpectationMP:
         return "the adjoint method supports expectation values only"
     if mp.obs is not None:
         reason = _observable_reason(mp.obs)
         if reason:
             return reason
-        if kind == "ProbabilityMP" and mp.obs.data:
+        if kind is ProbabilityMP and mp.obs.data:
             return "probabilities of a parametrized observable"
-        if kind == "ProbabilityMP" and not mp.obs.has_diagonalizing_gates:
+        if kind is ProbabilityMP and not mp.obs.has_diagonalizing_gates:
             return f"{mp.obs.name} has no diagonalizing gates"
-        if shots and kind != "ExpectationMP":
+        if shots and kind is not ExpectationMP:
             reason = sampleable_observable(mp.obs)
             if reason:
                 return reason
-            if kind == "CountsMP" and mp.obs.data:
+            if kind is CountsMP and mp.obs.data:
                 return "counts of a parametrized observable"
-    if kind == "CountsMP" and broadcast:
+    if kind is CountsMP and broadcast:
         return "counts with parameter broadcasting"
     return None
 

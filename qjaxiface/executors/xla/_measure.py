@@ -13,7 +13,8 @@ from typing import Any
 import jax.numpy as jnp
 import pennylane as qml
 
-from ._ops import _c, _view, apply_gate, apply_matrix_on, compile_gate, num_wires_of
+from ._gates import as_complex, compile_gate
+from ._kernels import apply_gate, apply_matrix_on, num_wires_of, split_view
 
 Array = Any
 
@@ -29,11 +30,11 @@ def apply_observable(obs: qml.operation.Operator, state: Array, axis_of: dict) -
     """
     if isinstance(obs, qml.ops.LinearCombination):
         coeffs, ops = obs.terms()
-        return sum(_c(c) * apply_observable(o, state, axis_of) for c, o in zip(coeffs, ops))
+        return sum(as_complex(c) * apply_observable(o, state, axis_of) for c, o in zip(coeffs, ops))
     if isinstance(obs, qml.ops.Sum):
         return sum(apply_observable(o, state, axis_of) for o in obs.operands)
     if isinstance(obs, qml.ops.SProd):
-        return _c(obs.scalar) * apply_observable(obs.base, state, axis_of)
+        return as_complex(obs.scalar) * apply_observable(obs.base, state, axis_of)
     if isinstance(obs, qml.ops.Prod):
         # Prod(A, B) = A @ B acts with B first.
         for factor in reversed(obs.operands):
@@ -46,7 +47,7 @@ def apply_observable(obs: qml.operation.Operator, state: Array, axis_of: dict) -
         return apply_gate(state, compile_gate(obs, axis_of), ())
     axes = [axis_of[w] for w in obs.wires]
     if name == "Hermitian":
-        return apply_matrix_on(state, _c(obs.data[0]), axes)
+        return apply_matrix_on(state, as_complex(obs.data[0]), axes)
     if name == "BasisStateProjector":
         # |b><b| keeps the amplitudes whose bits on the wires equal b.
         bits = obs.data[0]
@@ -60,9 +61,9 @@ def apply_observable(obs: qml.operation.Operator, state: Array, axis_of: dict) -
             mask = mask & (jnp.arange(2).reshape(s) == bits[i])
         return jnp.where(mask, state, jnp.zeros((), state.dtype)).reshape(flat_shape)
     if name == "StateVectorProjector":
-        v = _c(obs.data[0])
+        v = as_complex(obs.data[0])
         return apply_matrix_on(state, jnp.outer(v, jnp.conj(v)), axes)
-    return apply_matrix_on(state, _c(qml.matrix(obs, wire_order=obs.wires)), axes)
+    return apply_matrix_on(state, as_complex(qml.matrix(obs, wire_order=obs.wires)), axes)
 
 
 def tensor(state: Array) -> Array:
@@ -96,7 +97,7 @@ def rotate_to_eigenbasis(obs, state: Array, axis_of: dict) -> Array:
 
 def marginal_probs(state: Array, axes: Sequence[int]) -> Array:
     """Probabilities of the computational basis states of ``axes`` (in that order), flat."""
-    view, pos = _view(jnp.real(state * jnp.conj(state)), axes)
+    view, pos = split_view(jnp.real(state * jnp.conj(state)), axes)
     kept = [pos[a] for a in sorted(axes)]
     p = jnp.sum(view, axis=tuple(i for i in range(view.ndim) if i not in kept))
     # After summing, the kept axes remain in increasing wire order.

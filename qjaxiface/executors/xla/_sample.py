@@ -14,11 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
+from pennylane.measurements import CountsMP, ExpectationMP, ProbabilityMP, SampleMP, VarianceMP
 
 from ..._dtypes import int_dtype, real_dtype
 from ...counts import bitstring_keys, eigenvalue_keys
-from ._measure import _c, marginal_probs, rotate_to_eigenbasis
-from ._ops import apply_matrix_on
+from ._gates import as_complex
+from ._kernels import apply_matrix_on
+from ._measure import marginal_probs, rotate_to_eigenbasis
 
 Array = Any
 
@@ -52,7 +54,7 @@ def eigenbasis(obs, state: Array, axis_of: dict) -> tuple[Array, Array]:
     if obs.name == "Hermitian":
         # Our own eigh: PennyLane caches Hermitian eigendecompositions by the matrix's repr,
         # which is not safe for tracers.
-        evals, evecs = jnp.linalg.eigh(_c(obs.data[0]))
+        evals, evecs = jnp.linalg.eigh(as_complex(obs.data[0]))
         axes = [axis_of[w] for w in obs.wires]
         return apply_matrix_on(state, jnp.conj(evecs).T, axes), evals.astype(real_dtype())
     if isinstance(obs, qml.ops.Prod):
@@ -135,25 +137,25 @@ def measure_with_shots(
         wires: the measured wires when ``mp`` has no observable.
         moments: return a variance as the sample moments ``[mean, mean of squares]``.
     """
-    kind = type(mp).__name__
-    if kind == "ExpectationMP":
+    kind = type(mp)
+    if kind is ExpectationMP:
         return _expval_by_terms(mp.obs, state, axis_of, shots, key).astype(real_dtype())
     idx, evals = _draw(mp, state, axis_of, shots, key, wires)
-    if kind == "VarianceMP":
+    if kind is VarianceMP:
         assert evals is not None  # a variance always has an observable
         values = evals[idx]
         if moments:
             return jnp.stack([jnp.mean(values), jnp.mean(values**2)])
         return jnp.var(values)
-    if kind == "ProbabilityMP":
+    if kind is ProbabilityMP:
         k = len(obs_wires(mp.obs)) if mp.obs is not None else len(wires)
         counts = jnp.bincount(idx, length=2**k)
         return (counts / shots).astype(real_dtype())
-    if kind == "SampleMP":
+    if kind is SampleMP:
         if evals is None:
             return index_bits(idx, len(wires))
         return evals[idx]
-    if kind == "CountsMP":
+    if kind is CountsMP:
         if evals is None:
             counts = jnp.bincount(idx, length=2 ** len(wires)).astype(int_dtype())
             return dict(zip(counts_keys(mp, wires), counts))

@@ -14,9 +14,20 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import pennylane as qml
+from pennylane.measurements import (
+    CountsMP,
+    DensityMatrixMP,
+    ExpectationMP,
+    ProbabilityMP,
+    SampleMP,
+    StateMP,
+    VarianceMP,
+)
 
 from ..._dtypes import complex_dtype, real_dtype
 from ._batching import broadcast_leaves
+from ._gates import STATE_PREPS, Gate, as_complex, compile_gate, gate_values
+from ._kernels import apply_gate
 from ._measure import (
     density_matrix,
     expval,
@@ -25,17 +36,14 @@ from ._measure import (
     state_in_order,
     variance,
 )
-from ._ops import STATE_PREPS, Gate, _c, apply_gate, compile_gate, gate_values
 from ._sample import measure_with_shots
 
 Array = Any
 
 ANALYTIC_MEASUREMENTS = frozenset(
-    {"ExpectationMP", "VarianceMP", "ProbabilityMP", "StateMP", "DensityMatrixMP"}
+    {ExpectationMP, VarianceMP, ProbabilityMP, StateMP, DensityMatrixMP}
 )
-SHOT_MEASUREMENTS = frozenset(
-    {"ExpectationMP", "VarianceMP", "ProbabilityMP", "SampleMP", "CountsMP"}
-)
+SHOT_MEASUREMENTS = frozenset({ExpectationMP, VarianceMP, ProbabilityMP, SampleMP, CountsMP})
 
 
 def internal_wire_order(tape: qml.tape.QuantumScript, wire_order=None) -> list:
@@ -67,7 +75,7 @@ class _Measurement:
 
     def __init__(self, mp, axis_of: dict, order: list, start: int):
         self.mp = mp
-        self.kind = type(mp).__name__
+        self.kind = type(mp)  # exact class: DensityMatrixMP subclasses StateMP
         self.wires = list(mp.wires) if len(mp.wires) else list(order)
         self.axes = [axis_of[w] for w in self.wires]
         if mp.obs is not None:
@@ -137,7 +145,7 @@ class TapeProgram:
         op, sl = self.prep
         new = qml.ops.functions.bind_new_parameters(op, list(leaves[sl]))
         vec = new.state_vector(wire_order=self.order)
-        return _c(vec).reshape(2**n)
+        return as_complex(vec).reshape(2**n)
 
     def final_state(self, leaves: tuple) -> Array:
         """The state after every gate."""
@@ -158,23 +166,23 @@ class TapeProgram:
     ) -> Array:
         """One analytic measurement of ``state`` (a variance as ``[<O>, <O²>]`` if ``moments``)."""
         mp = m.rebuild(leaves)
-        if m.kind == "VarianceMP" and moments:
+        if m.kind is VarianceMP and moments:
             mean = expval(mp.obs, state, self.axis_of)
             return jnp.stack([mean, variance(mp.obs, state, self.axis_of) + mean**2])
-        if m.kind == "ExpectationMP":
+        if m.kind is ExpectationMP:
             return expval(mp.obs, state, self.axis_of).astype(real_dtype())
-        if m.kind == "VarianceMP":
+        if m.kind is VarianceMP:
             return variance(mp.obs, state, self.axis_of).astype(real_dtype())
-        if m.kind == "ProbabilityMP":
+        if m.kind is ProbabilityMP:
             if mp.obs is not None:
                 state = rotate_to_eigenbasis(mp.obs, state, self.axis_of)
                 axes = [self.axis_of[w] for w in mp.obs.wires]
             else:
                 axes = m.axes
             return marginal_probs(state, axes).astype(real_dtype())
-        if m.kind == "StateMP":
+        if m.kind is StateMP:
             return state_in_order(state, m.axes)
-        if m.kind == "DensityMatrixMP":
+        if m.kind is DensityMatrixMP:
             return density_matrix(state, m.axes)
         raise AssertionError(m.kind)
 
@@ -224,7 +232,7 @@ class TapeProgram:
     @property
     def has_variance(self) -> bool:
         """Whether any measurement is a variance."""
-        return any(m.kind == "VarianceMP" for m in self.measurements)
+        return any(m.kind is VarianceMP for m in self.measurements)
 
     def broadcast(self, fn):
         """``fn(leaves, key)`` vmapped over the broadcast leaves (and one key per element)."""

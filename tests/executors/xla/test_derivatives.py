@@ -166,12 +166,12 @@ def test_shift_rows_in_chunks_match_unchunked(monkeypatch, params, chunk_bytes):
     """Rows evaluated chunk by chunk (one row, or three rows per chunk with a padded remainder)
     give exactly the vmapped Jacobian."""
     from qjaxiface.executors import xla
-    from qjaxiface.executors.xla import _derivatives
+    from qjaxiface.executors.xla import _rows
 
     f = make("parameter-shift", EXPVALS)
     full = jax.jacobian(f)(*params)
     xla.clear_cache()
-    monkeypatch.setattr(_derivatives, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(_rows, "CHUNK_BYTES", chunk_bytes)
     chunked = jax.jit(jax.jacobian(f))(*params)
     xla.clear_cache()
     np.testing.assert_allclose(chunked, full, atol=1e-12)

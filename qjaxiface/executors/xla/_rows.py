@@ -1,13 +1,16 @@
-"""Spreading the shifted-parameter rows over several JAX devices.
+"""The rows of a shift rule: evaluated in cache-sized chunks, and spread over JAX devices.
 
-With more than one device (e.g. ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` on a
-CPU, or several GPUs), the rows of a shift rule are padded to a multiple of the device count and
-constrained to a ``NamedSharding`` over a 1-D mesh, so XLA's SPMD partitioner runs each
-device's share of the ``vmap`` there. One device: nothing changes.
+A shift rule evaluates the circuit at many shifted parameter vectors (rows). On one device the
+rows go through ``lax.map`` in chunks whose states stay in a core's cache. With more than one
+device (e.g. ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` on a CPU, or several GPUs),
+the rows are padded to a multiple of the device count and constrained to a ``NamedSharding``
+over a 1-D mesh, so XLA's SPMD partitioner runs each device's share there.
+``QJAXIFACE_XLA_SHARDING`` and ``set_sharding`` switch that off.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -16,6 +19,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..._config import xla_sharding_allowed
+from ..._dtypes import complex_dtype
+
+Fn = Callable[[tuple, Any], Any]
 
 _ENABLED: bool | None = None  # None: automatic (QJAXIFACE_XLA_SHARDING, default on with >1 device)
 
@@ -91,3 +97,44 @@ def replicate_over_rows_mesh(tree: Any) -> Any:
         return x
 
     return jax.tree.map(put, tree)
+
+
+CHUNK_BYTES = 1 << 19
+
+
+def state_size(leaves, raw) -> int:
+    """Bytes of one state vector of the program behind ``raw``."""
+    program = getattr(raw, "__self__", None)
+    n = getattr(program, "n_wires", 10)
+    return (2**n) * complex_dtype().itemsize
+
+
+def map_rows(f: Fn, stacked: list, in_axes: list, keys, key_axis, bytes_per_row: int):
+    """``vmap(f)`` over the rows, evaluated chunk by chunk (``lax.map`` with ``batch_size``)."""
+    batched = [j for j, ax in enumerate(in_axes) if ax == 0]
+    n_rows = stacked[batched[0]].shape[0]
+    chunk = max(1, CHUNK_BYTES // max(bytes_per_row, 1))
+    if chunk >= n_rows or sharding_devices():
+        return jax.vmap(f, in_axes=(tuple(in_axes), key_axis))(tuple(stacked), keys)
+
+    def one(xs):
+        row_leaves, row_key = xs
+        full = list(stacked)
+        for j, v in zip(batched, row_leaves):
+            full[j] = v
+        return f(tuple(full), row_key)
+
+    # Equal chunks, padded by repeating the first row: lax.map(batch_size=...) would trace the
+    # circuit a second time for a remainder chunk, doubling the compile time.
+    n_chunks = -(-n_rows // chunk)
+    size = -(-n_rows // n_chunks)
+    pad = n_chunks * size - n_rows
+
+    def chunked(x):
+        if pad:
+            x = jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)])
+        return x.reshape((n_chunks, size, *x.shape[1:]))
+
+    xs = jax.tree.map(chunked, ([stacked[j] for j in batched], keys))
+    out = jax.lax.map(jax.vmap(one), xs)
+    return jax.tree.map(lambda y: y.reshape((n_chunks * size, *y.shape[2:]))[:n_rows], out)

@@ -1,21 +1,20 @@
-"""Gate application on a flat ``2**n`` state vector.
+"""The gate catalogue: each operation compiled into a ``Gate``, and the values it applies.
 
 Every operation of a tape is compiled once (per tape structure) into a ``Gate``: the state
 axes it acts on, how it acts (a dense matrix, a diagonal, a bit flip, an axis swap, a global
 phase), optional control axes, and a function from the op's traced parameters to its matrix or
-diagonal. The functions here are written for a single, unbatched state; broadcasting, shifted
-parameter batches and tape batches are added by ``jax.vmap`` around them.
+diagonal. ``gate_values`` evaluates those functions for a whole circuit at once (batched by
+kind and shape), ``inverse_values`` gives what un-applies each gate in an adjoint sweep.
 
 Closed-form matrices are used for the common gates because ``qml.matrix`` on tracers builds
 larger graphs (and is slower to trace); anything else with a matrix falls back to
-``qml.matrix`` of the op rebuilt around the traced parameters.
+``qml.matrix`` of the op rebuilt around the traced parameters. The kernels that apply these
+values to a state are in ``_kernels.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -67,12 +66,14 @@ class Gate:
 # --------------------------------------------------------------------------- closed forms
 
 
-def _c(x):
+def as_complex(x):
     return jnp.asarray(x, dtype=complex_dtype())
 
 
 def _mat2(a, b, c, d):
-    return jnp.stack([jnp.stack([_c(a), _c(b)]), jnp.stack([_c(c), _c(d)])])
+    return jnp.stack(
+        [jnp.stack([as_complex(a), as_complex(b)]), jnp.stack([as_complex(c), as_complex(d)])]
+    )
 
 
 def _rx(p):
@@ -87,11 +88,11 @@ def _ry(p):
 
 def _rz_diag(p):
     e = jnp.exp(-0.5j * p[0])
-    return jnp.stack([_c(e), _c(jnp.conj(e))])
+    return jnp.stack([as_complex(e), as_complex(jnp.conj(e))])
 
 
 def _phase_diag(p):
-    return jnp.stack([_c(1.0), _c(jnp.exp(1j * p[0]))])
+    return jnp.stack([as_complex(1.0), as_complex(jnp.exp(1j * p[0]))])
 
 
 def _rot(p):
@@ -127,7 +128,9 @@ _PAULI2 = {"XX": _XX, "YY": _YY}
 def _ising(pauli2):
     def fn(p):
         c, s = jnp.cos(p[0] / 2), jnp.sin(p[0] / 2)
-        return _c(c) * jnp.eye(4, dtype=complex_dtype()) - 1j * _c(s) * _c(_PAULI2[pauli2])
+        return as_complex(c) * jnp.eye(4, dtype=complex_dtype()) - 1j * as_complex(s) * as_complex(
+            _PAULI2[pauli2]
+        )
 
     return fn
 
@@ -151,7 +154,7 @@ def _multirz_diag(k: int):
 
 def _const(m):
     arr = np.asarray(m)
-    return lambda p: _c(arr)
+    return lambda p: as_complex(arr)
 
 
 _SQ2 = 1 / np.sqrt(2)
@@ -226,7 +229,7 @@ def _generic_fn(op: qml.operation.Operator) -> MatrixFn:
         raise ValueError(f"PennyLane cannot rebind the parameters of {op.name} ({err!r})") from err
 
     def fn(p):
-        return _c(qml.matrix(rebind(list(p)), wire_order=op.wires))
+        return as_complex(qml.matrix(rebind(list(p)), wire_order=op.wires))
 
     return fn
 
@@ -256,7 +259,7 @@ def compile_gate(op: qml.operation.Operator, axis_of: dict) -> Gate:
     if name in NO_OPS:
         return Gate(name, "none", (), n_params=n_params)
     if name == "GlobalPhase":
-        return Gate(name, "phase", (), fn=lambda p: jnp.exp(-1j * _c(p[0])), n_params=1)
+        return Gate(name, "phase", (), fn=lambda p: jnp.exp(-1j * as_complex(p[0])), n_params=1)
     if name in _CONTROLLED:
         nc, base_name = _CONTROLLED[name]
         target = _base_gate(base_name, axes[nc:])
@@ -267,9 +270,9 @@ def compile_gate(op: qml.operation.Operator, axis_of: dict) -> Gate:
         values = tuple(int(v) for v in op.hyperparameters["control_values"])
         return Gate(name, "x", axes[-1:], axes[:-1], values, None, 0)
     if name == "DiagonalQubitUnitary":
-        return Gate(name, "diag", axes, fn=lambda p: _c(p[0]), n_params=1)
+        return Gate(name, "diag", axes, fn=lambda p: as_complex(p[0]), n_params=1)
     if name == "QubitUnitary":
-        return Gate(name, "matrix", axes, fn=lambda p: _c(p[0]), n_params=1)
+        return Gate(name, "matrix", axes, fn=lambda p: as_complex(p[0]), n_params=1)
     base = _base_gate(name, axes)
     if base is not None:
         kind, fn, _ = base
@@ -277,96 +280,6 @@ def compile_gate(op: qml.operation.Operator, axis_of: dict) -> Gate:
     if not op.has_matrix:
         raise ValueError(f"{name} has no matrix")
     return Gate(name, "matrix", axes, fn=_generic_fn(op), n_params=n_params)
-
-
-# --------------------------------------------------------------------------- application
-#
-# The state is a flat vector of length 2**n (wire axis 0 most significant). Each gate reshapes
-# it to a low-rank view that splits out only the axes the gate touches:
-# (rest, 2, rest, 2, ..., rest). Reshapes of a contiguous vector are free, and XLA compiles
-# rank-3..7 arrays much faster than rank-n ones (rank-12 tensors took tens of seconds).
-
-
-class _Style(threading.local):
-    elementwise = False
-
-
-_STYLE = _Style()
-
-
-@contextlib.contextmanager
-def elementwise_gates():
-    """Trace single-qubit matrices as fused elementwise updates inside this block."""
-    old = _STYLE.elementwise
-    _STYLE.elementwise = True
-    try:
-        yield
-    finally:
-        _STYLE.elementwise = old
-
-
-def num_wires_of(state: Array) -> int:
-    """n for a flat state of length 2**n."""
-    return int(state.shape[0]).bit_length() - 1
-
-
-def _view(state: Array, axes: Sequence[int]) -> tuple[Array, dict[int, int]]:
-    """(state reshaped to split out ``axes``, wire axis -> position in the view)."""
-    n = num_wires_of(state)
-    dims: list[int] = []
-    pos: dict[int, int] = {}
-    prev = -1
-    for a in sorted(set(axes)):
-        dims.append(2 ** (a - prev - 1))
-        pos[a] = len(dims)
-        dims.append(2)
-        prev = a
-    dims.append(2 ** (n - prev - 1))
-    return jnp.reshape(state, dims), pos
-
-
-def _apply_matrix(view: Array, mat: Array, axes: Sequence[int]) -> Array:
-    # One dot_general per gate: XLA:CPU compiles it far faster than the equivalent elementwise
-    # slices/stack (which it fuses gate after gate into ever larger kernels).
-    k = len(axes)
-    if k == 1 and _STYLE.elementwise:
-        # Slices and a stack: XLA fuses them into one pass over the state, several times
-        # faster for batches of states (parameter-shift rows), but slower to compile and to
-        # differentiate -- so only used where elementwise_gates() asks for it.
-        (a,) = axes
-        s0 = jax.lax.index_in_dim(view, 0, a, keepdims=False)
-        s1 = jax.lax.index_in_dim(view, 1, a, keepdims=False)
-        n0 = mat[0, 0] * s0 + mat[0, 1] * s1
-        n1 = mat[1, 0] * s0 + mat[1, 1] * s1
-        return jnp.stack([n0, n1], axis=a)
-    m = jnp.reshape(mat, (2,) * (2 * k))
-    out = jnp.tensordot(m, view, axes=(list(range(k, 2 * k)), list(axes)))
-    return jnp.moveaxis(out, list(range(k)), list(axes))
-
-
-def _apply_diag(view: Array, diag: Array, axes: Sequence[int]) -> Array:
-    k = len(axes)
-    d = jnp.reshape(diag, (2,) * k)
-    order = sorted(range(k), key=lambda i: axes[i])
-    d = jnp.transpose(d, order)
-    shape = [1] * view.ndim
-    for ax in axes:
-        shape[ax] = 2
-    return view * jnp.reshape(d, shape)
-
-
-def _apply_targets(view: Array, gate: Gate, value: Array | None, axes, adjoint: bool) -> Array:
-    kind = gate.kind
-    if kind == "x":
-        return jnp.flip(view, axes[0])
-    if kind == "swap":
-        return jnp.swapaxes(view, axes[0], axes[1])
-    assert value is not None, kind  # only x and swap have no value
-    if kind == "diag":
-        return _apply_diag(view, jnp.conj(value) if adjoint else value, axes)
-    if kind == "matrix":
-        return _apply_matrix(view, jnp.conj(value).T if adjoint else value, axes)
-    raise AssertionError(kind)
 
 
 def gate_value(gate: Gate, params: Sequence[Array]) -> Array | None:
@@ -443,73 +356,6 @@ def gate_value_derivatives(gates: Sequence[Gate], params: Sequence[Sequence[Arra
     return _grouped(gates, params, one, many)
 
 
-def apply_gate(
-    state: Array,
-    gate: Gate,
-    params: Sequence[Array],
-    adjoint: bool = False,
-    value: Array | None = None,
-) -> Array:
-    """Apply ``gate`` (or its inverse, with ``adjoint=True``) to an unbatched flat state.
-
-    ``value`` is the gate's precomputed matrix/diagonal (see ``gate_values``); computed
-    from ``params`` when not given.
-    """
-    if gate.kind == "none":
-        return state
-    if value is None:
-        value = gate_value(gate, params)
-    if gate.kind == "phase":
-        assert value is not None
-        return state * (jnp.conj(value) if adjoint else value)
-    view, pos = _view(state, gate.axes + gate.controls)
-    axes = tuple(pos[a] for a in gate.axes)
-    if not gate.controls:
-        return _apply_targets(view, gate, value, axes, adjoint).reshape(state.shape)
-    controls = [(pos[c], v) for c, v in zip(gate.controls, gate.control_values)]
-    out = _controlled(view, controls, lambda v: _apply_targets(v, gate, value, axes, adjoint))
-    return out.reshape(state.shape)
-
-
-def _controlled(view: Array, controls: list[tuple[int, int]], act: Callable) -> Array:
-    """Apply ``act`` where every control position holds its value.
-
-    Splits each control axis into its two halves (keeping the axis, so positions do not move)
-    and concatenates them back. An in-place ``.at[].set`` of the acted-on slice was
-    miscompiled by XLA:CPU when the update read the same buffer reversed (a CNOT's flip).
-    """
-    if not controls:
-        return act(view)
-    (p, v), rest = controls[0], controls[1:]
-    halves = [jax.lax.slice_in_dim(view, 0, 1, axis=p), jax.lax.slice_in_dim(view, 1, 2, axis=p)]
-    halves[v] = _controlled(halves[v], rest, act)
-    return jnp.concatenate(halves, axis=p)
-
-
-def apply_matrix_on(state: Array, mat: Array, axes: Sequence[int]) -> Array:
-    """Apply a dense ``(2**k, 2**k)`` matrix on wire ``axes`` of a flat state."""
-    view, pos = _view(state, axes)
-    return _apply_matrix(view, mat, [pos[a] for a in axes]).reshape(state.shape)
-
-
-def transition_matrix(
-    bra: Array, ket: Array, axes: Sequence[int], bra_conjugated: bool = False
-) -> Array:
-    """``T[j, i] = Σ_rest ket[.., j, ..] conj(bra[.., i, ..])`` over the wire ``axes``.
-
-    For any operator ``A`` on those wires, ``<bra| A ⊗ 1 |ket> = trace(A @ T)``: one
-    contraction gives the derivative of every parameter of a gate. With ``bra_conjugated``
-    the caller passes ``conj(bra)`` (saving a full-state conjugation per gate).
-    """
-    k = len(axes)
-    kv, pos = _view(ket, axes)
-    bv, _ = _view(bra, axes)
-    p = [pos[a] for a in axes]
-    kt = jnp.moveaxis(kv, p, list(range(k))).reshape(2**k, -1)
-    bt = jnp.moveaxis(bv, p, list(range(k))).reshape(2**k, -1)
-    return kt @ (bt if bra_conjugated else jnp.conj(bt)).T
-
-
 def inverse_values(gates: Sequence[Gate], values: Sequence[Array | None]) -> tuple[list, list]:
     """Per gate, the values that apply ``U†`` and ``U^T`` (``conj(U†)``) with ``adjoint=False``.
 
@@ -551,4 +397,4 @@ def full_matrix(gate: Gate, value: Array) -> Array:
     proj = np.zeros((2**c, 2**c))
     proj[index, index] = 1.0
     # Derivatives only: the identity on the other control values has zero derivative.
-    return jnp.kron(_c(proj), mat) if k else mat
+    return jnp.kron(as_complex(proj), mat) if k else mat
