@@ -25,6 +25,9 @@ value ("All measurements must be returned in the order they are measured", or re
 like the other call's). ``patch`` makes ``_qfunc_output`` and ``_tape`` per thread (a data
 descriptor on the class; single-threaded behaviour is unchanged: reading from a thread that
 never called the QNode gives the last value any thread stored).
+
+Can go when PennyLane keeps its queuing stack and a QNode's call state per thread (PennyLane
+0.45 does not); ``tests/test_threads.py`` fails on PennyLane alone until then.
 """
 
 from __future__ import annotations

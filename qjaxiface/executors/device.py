@@ -82,7 +82,8 @@ class _StandardWiresVJPs:
     default.qubit's ``compute_vjp`` (PennyLane 0.45) skips the wire mapping its other adjoint
     entry points apply, and fails (``IndexError`` in ``apply_operation``) for tapes whose wires
     are not ``0..n-1`` in order, e.g. a circuit starting on wire 1 of a 4-wire device. The VJP
-    with respect to the parameters does not depend on wire labels.
+    with respect to the parameters does not depend on wire labels. Can go when default.qubit's
+    ``compute_vjp`` maps wires itself (PennyLane 0.45 does not).
     """
 
     def __init__(self, jpc):

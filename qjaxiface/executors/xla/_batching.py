@@ -14,6 +14,9 @@ scalar and base of ``SProd``/``Exp``, the time of ``Evolution``, the base of ``P
 symbolic operators, and ``ndim_params`` only where the operator class itself defines it. A layout
 it does not know is refused (``ValueError``), which the support check turns into a fallback to the
 device.
+
+Can go when PennyLane defines ``ndim_params`` of arithmetic operators by their structure
+(PennyLane 0.45 does not); ``tests/test_composite_ops.py`` says when.
 """
 
 from __future__ import annotations

@@ -43,14 +43,17 @@ class Gate:
     Attributes:
         name: the PennyLane op name (for messages).
         kind: ``"matrix"`` (dense on ``axes``), ``"diag"`` (diagonal on ``axes``), ``"x"`` (bit
-            flip of ``axes[0]``), ``"swap"`` (exchange ``axes[0]`` and ``axes[1]``) or
-            ``"phase"`` (global phase ``fn(params)``, a scalar).
+            flip of ``axes[0]``), ``"swap"`` (exchange ``axes[0]`` and ``axes[1]``),
+            ``"phase"`` (global phase ``fn(params)``, a scalar) or ``"none"`` (leaves the state
+            alone: ``NO_OPS``).
         axes: target axes, in the op's wire order.
         controls: control axes (the target acts where these axes equal ``control_values``).
         control_values: 0/1 per control axis.
         fn: traced parameters -> matrix ``(2**k, 2**k)`` / diagonal ``(2**k,)`` / phase; ``None``
             for parameter-free ``x``/``swap``.
         n_params: how many tape parameters the op consumes.
+        closed_form: ``fn`` is one of this module's closed forms (not PennyLane's matrix of the
+            rebuilt op), so the gates sharing ``fn`` are evaluated in one batch (``gate_values``).
     """
 
     name: str
@@ -239,6 +242,7 @@ def _rebinder(op: qml.operation.Operator) -> Callable[[list], qml.operation.Oper
         # PennyLane 0.45's bind_new_parameters treats an Evolution like Exp (time, then the
         # generator's data), but its data is the time alone: a parametrized generator fails
         # with IndexError. The generator's coefficients are constants here; rebuild with them.
+        # Can go when bind_new_parameters handles Evolution (tests/test_composite_ops.py).
         return lambda p: type(op)(op.base, p[0])
     return functools.partial(qml.ops.functions.bind_new_parameters, op)
 

@@ -130,12 +130,16 @@ def measure_with_shots(
 
     Args:
         mp: the measurement process (observable rebuilt around traced parameters).
-        state: the final state tensor.
+        state: the final state, a flat vector of ``2**n`` amplitudes.
         axis_of: wire -> state axis.
         shots: number of shots.
         key: PRNG key for this measurement.
         wires: the measured wires when ``mp`` has no observable.
         moments: return a variance as the sample moments ``[mean, mean of squares]``.
+
+    Returns:
+        The estimate (expval, var, probs), the samples (bits per wire, or eigenvalues) or the
+        counts dictionary with every outcome as a key.
     """
     kind = type(mp)
     if kind is ExpectationMP:
