@@ -42,7 +42,7 @@ _EXPORTS = {
     "reraise_device_errors": "faults",
     "set_parameters_on_copy": "params",
     # The exceptions users catch.
-    "HigherOrderError": "boundary._common",
+    "HigherOrderError": "boundary._higher_order",
     "HostCallbackError": "faults",
     "XLAUnsupported": "executors.xla",
 }
@@ -73,7 +73,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from .boundary import jax_jit_vjp_execute as jax_jit_vjp_execute
     from .boundary import jax_jvp_execute as jax_jvp_execute
     from .boundary import jax_vjp_execute as jax_vjp_execute
-    from .boundary._common import HigherOrderError as HigherOrderError
+    from .boundary._higher_order import HigherOrderError as HigherOrderError
     from .detect import get_jax_interface_name as get_jax_interface_name
     from .execution import execute as execute
     from .executors.xla import XLAUnsupported as XLAUnsupported

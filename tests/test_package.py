@@ -24,7 +24,7 @@ def test_every_public_name_resolves_to_its_module_object():
 
 
 def test_the_exceptions_users_catch_are_top_level():
-    from qjaxiface.boundary._common import HigherOrderError
+    from qjaxiface.boundary._higher_order import HigherOrderError
     from qjaxiface.executors.xla import XLAUnsupported
 
     assert qjaxiface.HigherOrderError is HigherOrderError

@@ -18,14 +18,8 @@ from .._compat import outside_traces
 from .._log import executor_name, log_entry
 from ..detect import custom_rule_traces_primals, get_jax_interface_name
 from ..params import host_parameters, with_trainable
-from ._common import (
-    TapeBox,
-    assemble_jvps,
-    jvp_from_jacobian,
-    split_broadcast,
-    to_jax,
-    trainable_split,
-)
+from ._jvp import assemble_jvps, jvp_from_jacobian, split_broadcast, to_jax, trainable_split
+from ._tapebox import TapeBox
 from ._vjp import FORWARD_MODE_HINT, device_vjp_backward, reraise_forward_mode
 from .jit import jax_jit_jvp_execute, jax_jit_vjp_execute
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 import jax
+import pennylane as qml
 from pennylane.measurements import CountsMP, MidMeasureMP
 
 from .._log import executor_name, log_entry
@@ -25,15 +26,9 @@ from ..faults import reraise_device_errors
 from ..params import with_trainable
 from ..shapes import jacobian_shape_dtype, result_shape_dtype
 from ._callback import batched_pure_callback
-from ._common import (
-    HigherOrderError,
-    TapeBox,
-    assemble_jvps,
-    higher_order_message,
-    preflight_gradient_transform,
-    split_broadcast,
-    trainable_split,
-)
+from ._higher_order import HigherOrderError, higher_order_message
+from ._jvp import assemble_jvps, split_broadcast, trainable_split
+from ._tapebox import TapeBox
 from ._vjp import FORWARD_MODE_HINT, device_vjp_backward, reraise_forward_mode
 
 ExecuteFn = Callable[[Sequence], tuple]
@@ -46,6 +41,30 @@ class _Device:
 
     def __init__(self, device):
         self.device = device
+
+
+def _preflight_gradient_transform(jpc, tapes) -> None:
+    """Apply ``jpc``'s gradient transform to traced ``tapes`` once, discarding the result.
+
+    Under ``jit`` the transform runs inside a host callback, where an error it raises about the
+    circuit itself (e.g. parameter-shift of ``qml.state()``) would reach the user as JAX's
+    ``JaxRuntimeError`` at run time. Raising it here, at trace time, gives the same exception as
+    the eager path. Only PennyLane's validation errors are raised; anything else (a transform that
+    needs concrete values, say) is left for the host call, which sees concrete values.
+    """
+    inner = getattr(jpc, "_jpc", jpc)
+    transform = getattr(inner, "_gradient_transform", None)
+    if transform is None:
+        return
+    kwargs = getattr(inner, "_gradient_kwargs", None) or {}
+    try:
+        transform(tuple(tapes), **kwargs)
+    except (jax.errors.JAXTypeError, jax.errors.JAXIndexError):
+        return
+    except (ValueError, NotImplementedError, qml.exceptions.QuantumFunctionError):
+        raise
+    except Exception:  # anything else is decided on concrete values
+        return
 
 
 def _check_no_counts(tapes):
@@ -110,7 +129,7 @@ def _callback_jvp(box: TapeBox, execute_fn: ExecuteFn, jpc, dev: _Device, primal
     # the same expansion on concrete values.
     traced = with_trainable(tapes, params, positions, indices)
     expanded, groups = split_broadcast(traced)
-    preflight_gradient_transform(jpc, expanded)
+    _preflight_gradient_transform(jpc, expanded)
     res_structs = _result_structs(expanded, dev.device)
     jac_structs = tuple(
         jacobian_shape_dtype(t, dev.device) if t.trainable_params else () for t in expanded

@@ -25,7 +25,7 @@ from pennylane.workflow.jacobian_products import (
 from .._hints import hinted
 from .._log import executor_name, log_entry
 from ..boundary import choose_binding, jax_jvp_execute
-from ..boundary._common import FirstOrderJacobians
+from ..boundary._higher_order import FirstOrderJacobians
 from ..params import mark_jax_parameters_trainable
 
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import assert_tree_allclose, builtin_boundary
 
 import qjaxiface
-from qjaxiface.boundary._common import jvp_from_jacobian
+from qjaxiface.boundary._jvp import jvp_from_jacobian
 
 
 def _drive_qnode(diff_method, **gradient_kwargs):

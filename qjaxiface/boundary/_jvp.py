@@ -1,52 +1,19 @@
-"""Pieces shared by the eager and traced bindings."""
+"""JVPs from Jacobians: contracting a calculator's Jacobians with tangents, per tape.
+
+Also the bookkeeping around it: which tape parameters have non-zero tangents, and broadcast
+tapes expanded for the Jacobian (PennyLane's gradient transforms cannot differentiate them).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pennylane as qml
 
 from .._tangents import is_zero_tangent, zero_tangent_like
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class TapeBox:
-    """Carries tapes through ``custom_jvp``/``custom_vjp`` as a non-pytree, non-diff argument.
-
-    Tapes are not reliably pytrees (some operators cannot hold tracers or cotangents), and
-    ``custom_vjp`` forbids pytree non-differentiable arguments; wrapping them hides them from JAX.
-    Identity hashing keeps JAX from comparing tapes when it caches the rule.
-    """
-
-    tapes: tuple
-
-    @classmethod
-    def of(cls, tapes) -> TapeBox:
-        """Box ``tapes`` with NumPy placeholders (same shape and dtype) for trainable values.
-
-        Used by the ``custom_vjp`` bindings (the ``custom_jvp`` ones box the tapes as they are,
-        which saves a tape copy per call). The bindings re-bind the trainable parameters from the differentiable argument on
-        every use, so the boxed tapes only carry structure. Keeping the caller's tracers out of
-        a non-differentiable argument keeps them from leaking: jax 0.12 keeps the ``custom_vjp``
-        backward function, and so its non-differentiable arguments, alive in the jaxpr it was
-        staging when forward mode over a ``custom_vjp`` raised (``jax.checking_leaks`` caught
-        it).
-        """
-        boxed = []
-        for tape in tapes:
-            positions = list(tape.trainable_params)
-            params = tape.get_parameters(trainable_only=True)
-            if any(isinstance(p, jax.core.Tracer) for p in params):
-                holders = [np.zeros(np.shape(p), jnp.result_type(p)) for p in params]
-                tape = tape.bind_new_parameters(holders, positions)
-                tape.trainable_params = positions
-            boxed.append(tape)
-        return cls(tuple(boxed))
 
 
 def to_jax(result):
@@ -181,89 +148,3 @@ def assemble_jvps(tapes, groups, expanded, results, jacobians, tangent_values):
         out_results.append(_stack(per_res))
         out_jvps.append(_stack(per_jvp))
     return tuple(out_results), tuple(out_jvps)
-
-
-class HigherOrderError(ValueError):
-    """A higher-order derivative was requested from a first-order derivative method.
-
-    Raised instead of returning a silently zero second derivative (PennyLane's boundary returns
-    zeros) for adjoint, device derivatives, host callbacks and gradient transforms with
-    ``max_diff=1``. The message names the remedy: a gradient transform with ``max_diff=2``, or
-    ``diff_method="backprop"``. A ``ValueError``, so existing handlers still catch it.
-    """
-
-
-def higher_order_message(what: str) -> str:
-    return (
-        f"a higher-order derivative (e.g. jax.hessian, or jax.grad of a gradient) was requested, "
-        f"but {what} computes first derivatives only, so the second derivative would be silently "
-        "zero. Use a gradient transform (diff_method='parameter-shift', 'finite-diff', ...) with "
-        "max_diff=2, or diff_method='backprop'."
-    )
-
-
-def preflight_gradient_transform(jpc, tapes) -> None:
-    """Apply ``jpc``'s gradient transform to traced ``tapes`` once, discarding the result.
-
-    Under ``jit`` the transform runs inside a host callback, where an error it raises about the
-    circuit itself (e.g. parameter-shift of ``qml.state()``) would reach the user as JAX's
-    ``JaxRuntimeError`` at run time. Raising it here, at trace time, gives the same exception as
-    the eager path. Only PennyLane's validation errors are raised; anything else (a transform that
-    needs concrete values, say) is left for the host call, which sees concrete values.
-    """
-    inner = getattr(jpc, "_jpc", jpc)
-    transform = getattr(inner, "_gradient_transform", None)
-    if transform is None:
-        return
-    kwargs = getattr(inner, "_gradient_kwargs", None) or {}
-    try:
-        transform(tuple(tapes), **kwargs)
-    except (jax.errors.JAXTypeError, jax.errors.JAXIndexError):
-        return
-    except (ValueError, NotImplementedError, qml.exceptions.QuantumFunctionError):
-        raise
-    except Exception:  # anything else is decided on concrete values
-        return
-
-
-class FirstOrderJacobians:
-    """Wraps a Jacobian-product calculator that cannot be differentiated again.
-
-    Devices turn tracers into NumPy values by reading their primal, so a second derivative through
-    a first-order calculator would come out as zero. This wrapper raises instead whenever it is
-    asked for derivatives at a point that is itself being differentiated.
-    """
-
-    def __init__(self, jpc, description: str):
-        self._jpc = jpc
-        self._description = description
-
-    def __repr__(self):
-        return f"FirstOrderJacobians({self._jpc!r})"
-
-    def _check(self, tapes):
-        from ..detect import is_differentiation_tracer
-
-        for tape in tapes:
-            for p in tape.get_parameters(trainable_only=False):
-                if is_differentiation_tracer(p):
-                    raise HigherOrderError(higher_order_message(self._description))
-
-    def execute_and_compute_jacobian(self, tapes):
-        self._check(tapes)
-        return self._jpc.execute_and_compute_jacobian(tapes)
-
-    def compute_jacobian(self, tapes):
-        self._check(tapes)
-        return self._jpc.compute_jacobian(tapes)
-
-    def execute_and_compute_jvp(self, tapes, tangents):
-        self._check(tapes)
-        return self._jpc.execute_and_compute_jvp(tapes, tangents)
-
-    def compute_vjp(self, tapes, dy):
-        self._check(tapes)
-        return self._jpc.compute_vjp(tapes, dy)
-
-    def __getattr__(self, name):
-        return getattr(self._jpc, name)
