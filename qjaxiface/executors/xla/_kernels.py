@@ -7,8 +7,6 @@ or diagonal) comes from the catalogue in ``_gates.py``.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable, Sequence
 
 import jax
@@ -22,24 +20,6 @@ from ._gates import Array, Gate, gate_value
 # it to a low-rank view that splits out only the axes the gate touches:
 # (rest, 2, rest, 2, ..., rest). Reshapes of a contiguous vector are free, and XLA compiles
 # rank-3..7 arrays much faster than rank-n ones (rank-12 tensors took tens of seconds).
-
-
-class _Style(threading.local):
-    elementwise = False
-
-
-_STYLE = _Style()
-
-
-@contextlib.contextmanager
-def elementwise_gates():
-    """Trace single-qubit matrices as fused elementwise updates inside this block."""
-    old = _STYLE.elementwise
-    _STYLE.elementwise = True
-    try:
-        yield
-    finally:
-        _STYLE.elementwise = old
 
 
 def num_wires_of(state: Array) -> int:
@@ -62,14 +42,14 @@ def split_view(state: Array, axes: Sequence[int]) -> tuple[Array, dict[int, int]
     return jnp.reshape(state, dims), pos
 
 
-def _apply_matrix(view: Array, mat: Array, axes: Sequence[int]) -> Array:
+def _apply_matrix(view: Array, mat: Array, axes: Sequence[int], elementwise: bool = False) -> Array:
     # One dot_general per gate: XLA:CPU compiles it far faster than the equivalent elementwise
     # slices/stack (which it fuses gate after gate into ever larger kernels).
     k = len(axes)
-    if k == 1 and _STYLE.elementwise:
+    if k == 1 and elementwise:
         # Slices and a stack: XLA fuses them into one pass over the state, several times
         # faster for batches of states (parameter-shift rows), but slower to compile and to
-        # differentiate -- so only used where elementwise_gates() asks for it.
+        # differentiate -- so only used where the caller asks for it (shift-rule rows).
         (a,) = axes
         s0 = jax.lax.index_in_dim(view, 0, a, keepdims=False)
         s1 = jax.lax.index_in_dim(view, 1, a, keepdims=False)
@@ -92,7 +72,9 @@ def _apply_diag(view: Array, diag: Array, axes: Sequence[int]) -> Array:
     return view * jnp.reshape(d, shape)
 
 
-def _apply_targets(view: Array, gate: Gate, value: Array | None, axes, adjoint: bool) -> Array:
+def _apply_targets(
+    view: Array, gate: Gate, value: Array | None, axes, adjoint: bool, elementwise: bool
+) -> Array:
     kind = gate.kind
     if kind == "x":
         return jnp.flip(view, axes[0])
@@ -102,7 +84,7 @@ def _apply_targets(view: Array, gate: Gate, value: Array | None, axes, adjoint: 
     if kind == "diag":
         return _apply_diag(view, jnp.conj(value) if adjoint else value, axes)
     if kind == "matrix":
-        return _apply_matrix(view, jnp.conj(value).T if adjoint else value, axes)
+        return _apply_matrix(view, jnp.conj(value).T if adjoint else value, axes, elementwise)
     raise AssertionError(kind)
 
 
@@ -112,11 +94,13 @@ def apply_gate(
     params: Sequence[Array],
     adjoint: bool = False,
     value: Array | None = None,
+    elementwise: bool = False,
 ) -> Array:
     """Apply ``gate`` (or its inverse, with ``adjoint=True``) to an unbatched flat state.
 
     ``value`` is the gate's precomputed matrix/diagonal (see ``gate_values``); computed
-    from ``params`` when not given.
+    from ``params`` when not given. ``elementwise`` applies a one-qubit matrix as slices and a
+    stack instead of a contraction: faster for batches of states, slower to compile.
     """
     if gate.kind == "none":
         return state
@@ -128,9 +112,11 @@ def apply_gate(
     view, pos = split_view(state, gate.axes + gate.controls)
     axes = tuple(pos[a] for a in gate.axes)
     if not gate.controls:
-        return _apply_targets(view, gate, value, axes, adjoint).reshape(state.shape)
+        return _apply_targets(view, gate, value, axes, adjoint, elementwise).reshape(state.shape)
     controls = [(pos[c], v) for c, v in zip(gate.controls, gate.control_values)]
-    out = _controlled(view, controls, lambda v: _apply_targets(v, gate, value, axes, adjoint))
+    out = _controlled(
+        view, controls, lambda v: _apply_targets(v, gate, value, axes, adjoint, elementwise)
+    )
     return out.reshape(state.shape)
 
 

@@ -104,7 +104,7 @@ CHUNK_BYTES = 1 << 19
 
 def state_size(leaves, raw) -> int:
     """Bytes of one state vector of the program behind ``raw``."""
-    program = getattr(raw, "__self__", None)
+    program = getattr(getattr(raw, "func", raw), "__self__", None)  # a method, or a partial of one
     n = getattr(program, "n_wires", 10)
     return (2**n) * complex_dtype().itemsize
 

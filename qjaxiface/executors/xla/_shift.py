@@ -10,6 +10,7 @@ all compose.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -28,7 +29,6 @@ from ._jvp_parts import (
     real_scalar,
     tangent_out,
 )
-from ._kernels import elementwise_gates
 from ._rows import map_rows, replicate_over_rows_mesh, shard_rows, sharding_devices, state_size
 from ._simulate import TapeProgram
 
@@ -64,6 +64,7 @@ def _contract(weights: Array, rows_out) -> Any:
 
 def shifted_rows_jvp(
     f: Fn,
+    rows_f: Fn,
     raw: Fn,
     leaves: tuple,
     key,
@@ -75,7 +76,9 @@ def shifted_rows_jvp(
 
     Args:
         f: the differentiable function (the ``custom_jvp`` itself, for higher orders).
-        raw: the plain simulation, for leaves without a rule.
+        rows_f: the same function for the shifted rows: one-qubit gates applied elementwise
+            (faster over a batch of states), with the same rule for higher orders.
+        raw: the plain simulation (a ``TapeProgram`` method), for leaves without a rule.
         leaves: primal parameters.
         key: PRNG key (or None).
         tangents: per-leaf tangents (``SymbolicZero`` for zero).
@@ -141,8 +144,7 @@ def shifted_rows_jvp(
             keys, key_axis = None, None
         stacked, keys = shard_rows(stacked, in_axes, keys)
         sharded = bool(sharding_devices())
-        with elementwise_gates():
-            rows_out = map_rows(f, stacked, in_axes, keys, key_axis, state_size(leaves, raw))
+        rows_out = map_rows(rows_f, stacked, in_axes, keys, key_axis, state_size(leaves, raw))
         rows_out = jax.tree.map(lambda x: x[:n_rows], rows_out)  # drop sharding padding
         weights = jnp.asarray(row_weight_a) @ t_vec  # (R,), linear in the tangents
         tan = _contract(weights, rows_out)
@@ -180,7 +182,10 @@ def make_shift_fn(program: TapeProgram, diff_method: str, kwargs: dict) -> Fn:
             spsa = {"num_directions": int(kwargs.get("num_directions", 1)), "seed": seed}
         units_all = dict.fromkeys(range(n), recipe)
 
-    def rule_for(fn: Fn) -> Fn:
+    def rule_for(fn: Fn, rows_fn: Fn) -> Fn:
+        """``fn`` with the shift rule, whose shifted rows evaluate ``rows_fn``'s rule."""
+        rows_rule: list[Fn] = []  # built on first use, then reused by every trace of the rule
+
         @jax.custom_jvp
         def f(leaves, key):
             return fn(leaves, key)
@@ -200,17 +205,26 @@ def make_shift_fn(program: TapeProgram, diff_method: str, kwargs: dict) -> Fn:
                 # evaluation of the rule (a Generator is drawn from, as PennyLane does).
                 rng = np.random.default_rng(spsa["seed"])
                 spsa_now = {"directions": rng.choice([-1.0, 1.0], size=shape)}
-            return shifted_rows_jvp(f, fn, leaves, key, t_leaves, units, spsa_now)
+            if fn is rows_fn:
+                rows_f = f
+            else:
+                if not rows_rule:
+                    rows_rule.append(rule_for(rows_fn, rows_fn))
+                rows_f = rows_rule[0]
+            return shifted_rows_jvp(f, rows_f, fn, leaves, key, t_leaves, units, spsa_now)
 
         f.defjvp(f_jvp, symbolic_zeros=True)
         return f
 
+    elementwise = functools.partial(program.run_single, elementwise=True)
     if not (diff_method == "parameter-shift" and program.has_variance):
-        return rule_for(raw)
+        return rule_for(raw, elementwise)
 
     # Variances: shift <O> and <O²> (both trigonometric in each angle) and combine,
     # d var = d<O²> - 2 <O> d<O>, as PennyLane's parameter-shift does.
-    moments_fn = rule_for(program.run_moments)
+    moments_fn = rule_for(
+        program.run_moments, functools.partial(program.run_moments, elementwise=True)
+    )
     kinds = program.kinds()
 
     def to_result(kind, m):

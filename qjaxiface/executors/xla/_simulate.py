@@ -147,12 +147,12 @@ class TapeProgram:
         vec = new.state_vector(wire_order=self.order)
         return as_complex(vec).reshape(2**n)
 
-    def final_state(self, leaves: tuple) -> Array:
-        """The state after every gate."""
+    def final_state(self, leaves: tuple, elementwise: bool = False) -> Array:
+        """The state after every gate (``elementwise``: see ``apply_gate``)."""
         state = self.initial_state(leaves)
         values = self.gate_values(leaves)
         for (gate, sl, _), value in zip(self.gates, values):
-            state = apply_gate(state, gate, leaves[sl], value=value)
+            state = apply_gate(state, gate, leaves[sl], value=value, elementwise=elementwise)
         return state
 
     def gate_values(self, leaves: tuple) -> list:
@@ -213,13 +213,13 @@ class TapeProgram:
             per_copy.append(res[0] if len(res) == 1 else res)
         return tuple(per_copy) if self.partitioned else per_copy[0]
 
-    def run_single(self, leaves: tuple, key=None) -> Any:
-        """The result for one unbroadcast circuit."""
-        return self.measure(self.final_state(leaves), leaves, key)
+    def run_single(self, leaves: tuple, key=None, *, elementwise: bool = False) -> Any:
+        """The result for one unbroadcast circuit (``elementwise``: see ``apply_gate``)."""
+        return self.measure(self.final_state(leaves, elementwise), leaves, key)
 
-    def run_moments(self, leaves: tuple, key=None) -> Any:
+    def run_moments(self, leaves: tuple, key=None, *, elementwise: bool = False) -> Any:
         """Like ``run_single``, variances as ``[<O>, <O²>]``."""
-        return self.measure(self.final_state(leaves), leaves, key, moments=True)
+        return self.measure(self.final_state(leaves, elementwise), leaves, key, moments=True)
 
     def kinds(self) -> Any:
         """The measurement kinds, nested like the results."""
