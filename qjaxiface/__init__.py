@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import threading
 from typing import TYPE_CHECKING
 
 from ._version import __version__
@@ -86,6 +87,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from .pennylane_hook import uninstall as uninstall
 
 _jax_checked = False
+_jax_check_lock = threading.Lock()
 
 
 def __getattr__(name: str):
@@ -106,11 +108,14 @@ def __getattr__(name: str):
 def _check_jax() -> None:
     # A JAX outside the supported range fails on first use, not inside a gradient.
     global _jax_checked
-    if not _jax_checked:
-        from ._compat import check_jax_version
+    if _jax_checked:
+        return
+    with _jax_check_lock:  # once, also when threads make their first calls together
+        if not _jax_checked:
+            from ._compat import check_jax_version
 
-        check_jax_version()
-        _jax_checked = True
+            check_jax_version()
+            _jax_checked = True
 
 
 def __dir__() -> list[str]:
