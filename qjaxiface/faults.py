@@ -30,6 +30,7 @@ import re
 import threading
 import traceback
 import uuid
+from collections.abc import Iterator
 
 from . import _caches
 
@@ -132,6 +133,16 @@ def raise_original(err: BaseException, *, note: str | None = None) -> None:
     # traceback again) from the printed chain.
     original.__suppress_context__ = True
     raise original.with_traceback(original.__traceback__)
+
+
+@contextlib.contextmanager
+def reraised_here() -> Iterator[None]:
+    """qjaxiface's own translation, where the callback runs inside the call: adds ``AUTO_NOTE``."""
+    try:
+        yield
+    except BaseException as exc:
+        raise_original(exc, note=AUTO_NOTE)
+        raise
 
 
 class reraise_device_errors(contextlib.ContextDecorator):

@@ -78,9 +78,6 @@ def batched_pure_callback(
         except Exception as err:
             raise faults.record(err) from err
 
-    try:
+    # Concrete arguments: the callback runs inside this call. Give back what the host raised.
+    with faults.reraised_here():
         return jax.pure_callback(guarded_host, out_structs, *leaves, vmap_method="broadcast_all")
-    except Exception as err:
-        # Concrete arguments: the callback ran inside this call. Give back what the host raised.
-        faults.raise_original(err, note=faults.AUTO_NOTE)
-        raise

@@ -22,7 +22,7 @@ from pennylane.measurements import CountsMP, MidMeasureMP
 from .._log import executor_name, log_entry
 from .._tangents import zero_tangent_like
 from ..detect import is_differentiation_tracer
-from ..faults import reraise_device_errors
+from ..faults import reraised_here
 from ..params import with_trainable
 from ..shapes import jacobian_shape_dtype, result_shape_dtype
 from ._callback import batched_pure_callback
@@ -198,7 +198,7 @@ def jax_jit_jvp_execute(
     _check_no_counts(tapes)
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
     # With concrete values (eager under jax_custom_jvp3) the callback runs inside this call.
-    with reraise_device_errors():
+    with reraised_here():
         return _jit_jvp_execute(params, TapeBox(tuple(tapes)), execute_fn, jpc, _Device(device))
 
 
@@ -242,5 +242,5 @@ def jax_jit_vjp_execute(
     log_entry(interface, "callback+custom_vjp", executor_name(device), len(tapes))
     _check_no_counts(tapes)
     params = tuple(tuple(t.get_parameters(trainable_only=True)) for t in tapes)
-    with reraise_forward_mode(), reraise_device_errors():
+    with reraise_forward_mode(), reraised_here():
         return _jit_vjp_execute(params, TapeBox.of(tapes), execute_fn, jpc, _Device(device))
