@@ -118,12 +118,12 @@ def test_self_test_covers_eager_and_jit_on_both_paths():
 
 def test_doctor_fails_when_only_eager_gradients_break(capsys, monkeypatch):
     # What jax 0.12 did to PennyLane 0.45: jitted gradients fine, eager ones broken.
-    from qjaxiface import execution
+    from qjaxiface.boundary import _choice
 
     def broken(*args, **kwargs):
         raise ImportError("cannot import name 'concrete_or_error' from 'jax.core'")
 
-    monkeypatch.setattr(execution, "jax_jvp_execute", broken)  # the eager binding only
+    monkeypatch.setattr(_choice, "jax_jvp_execute", broken)  # the eager binding only
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "callback path, eager" in out
