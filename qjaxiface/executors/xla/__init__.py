@@ -15,7 +15,7 @@ re-traced -- reuse it. ``xla_unsupported_reason`` says, before anything runs, wh
 tape can run here; the caller falls back to the device otherwise.
 
 Modules, each named for what it decides: ``_gates`` (the gate catalogue), ``_kernels``
-(applying gates to a state vector), ``_measure`` (analytic measurements), ``_sample`` (finite
+(applying gates to a state vector), ``_compact`` (layers of gates as one loop), ``_measure`` (analytic measurements), ``_sample`` (finite
 shots), ``_simulate`` (tape -> program), ``_derivatives`` (which rule) with ``_shift`` (shift
 rules), ``_adjoint`` (the adjoint sweep) and ``_jvp_parts`` (what they share), ``_rows`` (shift
 rows in chunks and over devices), ``_support`` (can it run this tape), ``_select`` (does it
@@ -46,6 +46,7 @@ import pennylane as qml
 
 from ... import _caches
 from ..._dtypes import x64_enabled
+from ._compact import compact_enabled, set_compact
 from ._derivatives import make_fn
 from ._rows import set_sharding
 from ._simulate import TapeProgram
@@ -57,6 +58,7 @@ __all__ = [
     "clear_cache",
     "execute_checked",
     "has_program",
+    "set_compact",
     "set_sharding",
     "xla_execute",
     "xla_unsupported_reason",
@@ -117,6 +119,7 @@ def _structure_key(tape, leaves, diff_method, kwargs, wire_order) -> Any:
             _freeze(kwargs or {}),
             None if wire_order is None else tuple(wire_order),
             x64_enabled(),
+            compact_enabled(),
         )
         hash(key)
         return key

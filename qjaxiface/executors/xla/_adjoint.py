@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._tangents import is_zero_tangent
+from ._compact import Region, adjoint_region, gate_transitions, slab_matrices
 from ._gates import full_matrix, gate_value_derivatives, inverse_values
 from ._jvp_parts import Fn, add_tangents, autodiff_rest, leaf_owner, real_scalar, tangent_out
 from ._kernels import apply_gate, transition_matrix
@@ -27,19 +28,17 @@ def adjoint_jacobian(program: TapeProgram, leaves: tuple, active: list[int]):
     Only real scalar gate parameters listed in ``active`` get columns. Per gate: un-apply it
     from the ket and the bras, and contract them once into a transition matrix ``T`` on the
     gate's wires; each parameter's column is then ``2 Re trace(dU/dθ T)`` (a tiny matrix op),
-    however many parameters the gate has.
+    however many parameters the gate has. Compact regions (``_compact.py``) are swept layer
+    by layer in a loop and give one ``T`` per gate the same way.
     """
     values = program.gate_values(leaves)
-    state = program.initial_state(leaves)
-    for (gate, sl, _), value in zip(program.gates, values):
-        state = apply_gate(state, gate, leaves[sl], value=value)
+    state = program.final_state(leaves)
     obs = [m.rebuild(leaves).obs for m in program.measurements]
     # The bras are carried conjugated: un-applying U from conj(bra) is applying U^T.
     bras = jnp.conj(jnp.stack([apply_observable(o, state, program.axis_of) for o in obs]))
     gates = [g for g, _, _ in program.gates]
     dagger, transposed = inverse_values(gates, values)
     col = {j: i for i, j in enumerate(active)}
-    single = bras.shape[0] == 1
     ket = state
     first = min(active)
     dvalues = gate_value_derivatives(gates, [leaves[sl] for _, sl, _ in program.gates])
@@ -47,37 +46,54 @@ def adjoint_jacobian(program: TapeProgram, leaves: tuple, active: list[int]):
     # its derivative matrix and the gate it belongs to. The contractions happen once per size
     # after the sweep: a few batched ops instead of several tiny ones per parameter.
     groups: dict[int, dict[str, list]] = {}
-    for (gate, sl, _), dag, tra, dvals in zip(
-        reversed(program.gates), reversed(dagger), reversed(transposed), reversed(dvalues)
-    ):
+
+    def group_of(size: int) -> dict[str, list]:
+        return groups.setdefault(size, {"trans": [], "dmat": [], "gate": [], "col": []})
+
+    def mine(i: int) -> list[tuple[int, int]]:
+        sl = program.gates[i][1]
+        return [(k, j) for k, j in enumerate(range(sl.start, sl.stop)) if j in col]
+
+    for item in reversed(program.plan):
+        if isinstance(item, Region):
+            mats = slab_matrices(item, gates, values)
+            ket, bras, slot_trans = adjoint_region(ket, bras, item, mats)
+            owned = [(pos, i, k, j) for pos, i in enumerate(item.gate_ids) for k, j in mine(i)]
+            if owned:
+                trans = gate_transitions(item, gates, values, slot_trans)  # (m, gates, 2, 2)
+                group = group_of(2)
+                base = sum(t.shape[0] for t in group["trans"])
+                group["trans"].append(jnp.swapaxes(trans, 0, 1))
+                for pos, i, k, j in owned:
+                    group["dmat"].append(full_matrix(gates[i], dvalues[i][k]))
+                    group["gate"].append(base + pos)
+                    group["col"].append(col[j])
+            if program.gates[item.gate_ids[0]][1].start <= first:
+                break
+            continue
+        i = item
+        gate, sl, _ = program.gates[i]
         params = tuple(leaves[sl])
-        ket = apply_gate(ket, gate, params, value=dag)
-        mine = [(k, j) for k, j in enumerate(range(sl.start, sl.stop)) if j in col]
-        if mine:
+        ket = apply_gate(ket, gate, params, value=dagger[i])
+        if mine(i):
             wires = gate.controls + gate.axes
-            if single:
-                trans = transition_matrix(bras[0], ket, wires, bra_conjugated=True)[None]
-            else:
-                trans = jax.vmap(
-                    lambda b, w=wires, kt=ket: transition_matrix(b, kt, w, bra_conjugated=True)
-                )(bras)
-            group = groups.setdefault(
-                2 ** len(wires), {"trans": [], "dmat": [], "gate": [], "col": []}
-            )
-            group["trans"].append(trans)
-            for k, j in mine:
-                group["dmat"].append(full_matrix(gate, dvals[k]))
-                group["gate"].append(len(group["trans"]) - 1)
+            trans = jax.vmap(
+                lambda b, w=wires, kt=ket: transition_matrix(b, kt, w, bra_conjugated=True)
+            )(bras)
+            group = group_of(2 ** len(wires))
+            group["trans"].append(trans[None])
+            for k, j in mine(i):
+                group["dmat"].append(full_matrix(gate, dvalues[i][k]))
+                group["gate"].append(sum(t.shape[0] for t in group["trans"]) - 1)
                 group["col"].append(col[j])
         if sl.start <= first:
             break  # nothing earlier is differentiated
-        if single:
-            bras = apply_gate(bras[0], gate, params, value=tra)[None]
-        else:
-            bras = jax.vmap(lambda b, g=gate, p=params, v=tra: apply_gate(b, g, p, value=v))(bras)
+        bras = jax.vmap(lambda b, g=gate, p=params, v=transposed[i]: apply_gate(b, g, p, value=v))(
+            bras
+        )
     order, blocks = [], []
     for group in groups.values():
-        trans = jnp.stack(group["trans"])[np.asarray(group["gate"])]
+        trans = jnp.concatenate(group["trans"])[np.asarray(group["gate"])]
         dmat = jnp.stack(group["dmat"])
         blocks.append(2 * jnp.real(jnp.einsum("pij,pmji->mp", dmat, trans)))
         order += group["col"]
