@@ -30,6 +30,9 @@ from ._version import __version__
 # ``import qjaxiface.cli`` (``qjaxiface --help``) does not pay for importing JAX and PennyLane.
 _EXPORTS = {
     "clear_caches": "_caches",
+    "compilation_cache_status": "_compilation_cache",
+    "disable_compilation_cache": "_compilation_cache",
+    "enable_compilation_cache": "_compilation_cache",
     "execute": "execution",
     "get_jax_interface_name": "detect",
     "install": "pennylane_hook",
@@ -54,6 +57,9 @@ __all__ = [
     "XLAUnsupported",
     "__version__",
     "clear_caches",
+    "compilation_cache_status",
+    "disable_compilation_cache",
+    "enable_compilation_cache",
     "execute",
     "get_jax_interface_name",
     "install",
@@ -70,6 +76,9 @@ __all__ = [
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on demand
     from ._caches import clear_caches as clear_caches
+    from ._compilation_cache import compilation_cache_status as compilation_cache_status
+    from ._compilation_cache import disable_compilation_cache as disable_compilation_cache
+    from ._compilation_cache import enable_compilation_cache as enable_compilation_cache
     from .boundary import jax_jit_jvp_execute as jax_jit_jvp_execute
     from .boundary import jax_jit_vjp_execute as jax_jit_vjp_execute
     from .boundary import jax_jvp_execute as jax_jvp_execute

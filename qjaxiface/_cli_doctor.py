@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from ._compilation_cache import compilation_cache_status
 from .detect import custom_rule_traces_primals
 
 __all__ = [
@@ -91,7 +92,7 @@ def environment_report() -> dict[str, Any]:
 
     Returns:
         dict: keys ``"python"``, ``"versions"``, ``"backend"``, ``"devices"``, ``"x64"``,
-        ``"pennylane_devices"``, ``"hook_installed"`` and ``"compatibility"`` (see
+        ``"compilation_cache"`` (see ``compilation_cache_status``), ``"pennylane_devices"``, ``"hook_installed"`` and ``"compatibility"`` (see
         ``compatibility_report``).
     """
     import jax
@@ -105,6 +106,7 @@ def environment_report() -> dict[str, Any]:
             f"{d.platform}:{d.id} ({getattr(d, 'device_kind', '?')})" for d in jax.devices()
         ],
         "x64": bool(jax.config.read("jax_enable_x64")),
+        "compilation_cache": compilation_cache_status(),
         "pennylane_devices": pennylane_devices(),
         "hook_installed": _hook_state(),
         "compatibility": compatibility_report(),
@@ -353,6 +355,12 @@ def _print_report(report: dict[str, Any], out: Callable[[str], None]) -> None:
     out(f"  {'backend':<22}{report['backend']}")
     out(f"  {'devices':<22}{', '.join(report['devices'])}")
     out(f"  {'x64':<22}{'on' if report['x64'] else 'off'}")
+    cache = report["compilation_cache"]
+    if cache["enabled"]:
+        size = f"{cache['entries']} files, {cache['bytes'] / 2**20:.1f} MiB"
+        out(f"  {'compilation cache':<22}on: {cache['path']} ({size})")
+    else:
+        out(f"  {'compilation cache':<22}off (qjaxiface.enable_compilation_cache() turns it on)")
     out("")
     out("PennyLane devices (entry points 'pennylane.plugins')")
     if not report["pennylane_devices"]:

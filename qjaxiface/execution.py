@@ -30,6 +30,7 @@ from ._hints import hinted
 from .counts import counts_as_samples, has_counts
 from .detect import resolve_interface, validate_interface
 from .executors import run_on_device, run_on_xla
+from .executors.xla._lift import templates_with_stand_ins
 
 ExecutorChoice = Literal["auto", "device", "xla"]
 _EXECUTORS = ("auto", "device", "xla")
@@ -174,8 +175,14 @@ def _execute(
         derivative_order=max_diff,
         executor_backend=executor_backend,
     )
+    resolve_tapes = tapes
+    if diff_method == "adjoint" and isinstance(device, qml.devices.DefaultQubit):
+        # default.qubit decides whether it supports adjoint by decomposing the tapes; a
+        # template's decomposition with traced weights is one traced slice per gate (4 s of a
+        # 5 s first call at 100 layers of 12 qubits), and only its structure matters here.
+        resolve_tapes = tuple(templates_with_stand_ins(t, device) for t in tapes)
     with hinted(device, diff_method):
-        config = _resolve_execution_config(config, device, tapes)
+        config = _resolve_execution_config(config, device, resolve_tapes)
     # PennyLane calls every JAX execution inside a jit trace "jax-jit", even with concrete
     # parameters; follow it, so the device was set up for the interface the binding uses.
     if config.interface == Interface.JAX_JIT:

@@ -49,6 +49,7 @@ from ..._dtypes import x64_enabled
 from ._compact import compact_enabled, set_compact
 from ._derivatives import make_fn
 from ._rows import set_sharding
+from ._shift import SHIFT_METHODS
 from ._simulate import TapeProgram
 from ._support import DIFF_METHODS, XLAUnsupported, xla_unsupported_reason
 
@@ -154,22 +155,34 @@ def _stand_in(x) -> np.ndarray:
     return out
 
 
-def _build(tape, diff_method, kwargs, wire_order):
-    program = TapeProgram(_detached(tape), wire_order)
+def _build(tape, diff_method, kwargs, wire_order, lifted=None):
+    # Shift rules evaluate their rows unrolled (``TapeProgram.final_state``); a compact primal
+    # next to them would be a second program to compile.
+    compact = diff_method not in SHIFT_METHODS
+    if lifted is None:
+        program = TapeProgram(_detached(tape), wire_order, compact=compact)
+    else:
+        program = TapeProgram(_detached(lifted.tape), wire_order, lifted, compact=compact)
     fn = program.broadcast(make_fn(program, diff_method, kwargs))
     return fn, jax.jit(fn)
 
 
-def _tape_function(tape, leaves, diff_method, kwargs, wire_order):
+def _tape_function(tape, leaves, diff_method, kwargs, wire_order, lifted=None):
     key = _structure_key(tape, leaves, diff_method, kwargs, wire_order)
+    if key is not None and lifted is not None:
+        try:
+            key = (key, lifted.key())
+            hash(key)
+        except TypeError:
+            key = None
     if key is None:
-        return _build(tape, diff_method, kwargs, wire_order)
+        return _build(tape, diff_method, kwargs, wire_order, lifted)
     with _cache_lock:
         fn = _cache.get(key)
         if fn is not None:
             _cache.move_to_end(key)
             return fn
-    fn = _build(tape, diff_method, kwargs, wire_order)
+    fn = _build(tape, diff_method, kwargs, wire_order, lifted)
     with _cache_lock:
         fn = _cache.setdefault(key, fn)  # a program another thread built meanwhile wins
         _cache.move_to_end(key)
@@ -236,14 +249,23 @@ def xla_execute(
     )
 
 
-def execute_checked(tapes, *, diff_method, gradient_kwargs, wire_order, prng_key) -> tuple:
-    """``xla_execute`` for tapes whose support check already passed (``_select.XLAPlan``)."""
+def execute_checked(
+    tapes, *, diff_method, gradient_kwargs, wire_order, prng_key, lifted=None
+) -> tuple:
+    """``xla_execute`` for tapes whose support check already passed (``_select.XLAPlan``).
+
+    ``lifted``: per tape, ``(original tape, _lift.Lifted)``; the program runs the lifted
+    decomposition on the original tape's leaves (``tapes`` are then the decompositions).
+    """
     results = []
     need_keys = any(t.shots for t in tapes)
     keys = jax.random.split(prng_key, len(tapes)) if need_keys and len(tapes) else None
     for i, tape in enumerate(tapes):
+        lift = None
+        if lifted is not None:
+            tape, lift = lifted[i]
         leaves = tuple(jnp.asarray(x) for x in _leaves(tape))
-        fn = _tape_function(tape, leaves, diff_method, gradient_kwargs, wire_order)
+        fn = _tape_function(tape, leaves, diff_method, gradient_kwargs, wire_order, lift)
         key = keys[i] if keys is not None and tape.shots else None
         plain, jitted = fn
         # Inside a trace the caller's jit compiles everything anyway; calling the jitted copy

@@ -1,111 +1,114 @@
-"""The adjoint rule: a ``custom_jvp`` whose Jacobian comes from an adjoint sweep in ``jnp``.
+"""The adjoint rule: a ``custom_jvp`` whose tangent comes from an adjoint sweep in ``jnp``.
 
-Un-apply each gate to the ket and to one bra per expectation value, accumulating
-``2 Re <bra| dU/dθ |ket>``: memory ``O(#expvals · 2^n)`` whatever the depth. A ``custom_jvp``
-rather than a ``custom_vjp``: reverse mode costs the same (the Jacobian is a primal quantity,
-computed once), and forward mode, ``jacfwd`` and the Hessian work too (second derivatives
-differentiate the sweep itself).
+Un-apply each gate from the ket and from one bra per expectation value, and contract them into
+a transition matrix ``T`` on the gate's wires; the tangent of ``<O>`` is then
+``Σ_gates 2 Re trace(dU T)``, with ``dU`` the tangent of the gate's matrix (one ``jax.jvp`` of
+every gate value at once). Memory ``O(#expvals · 2^n)`` whatever the depth. Compact regions
+(``_compact.py``) are swept backwards in a loop and give one ``T`` per slab slot.
+
+A ``custom_jvp`` rather than a ``custom_vjp``: reverse mode costs the same (the transition
+matrices are primal quantities, computed once; the tangent is linear in ``dU``), and forward
+mode, ``jacfwd`` and the Hessian work too (second derivatives differentiate the sweep itself).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ..._tangents import is_zero_tangent
-from ._compact import Region, adjoint_region, gate_transitions, slab_matrices
-from ._gates import full_matrix, gate_value_derivatives, inverse_values
-from ._jvp_parts import Fn, add_tangents, autodiff_rest, leaf_owner, real_scalar, tangent_out
+from ._compact import Region, adjoint_region, region_matrices
+from ._gates import full_matrix, inverse_values
+from ._jvp_parts import Fn, add_tangents, autodiff_rest, tangent_out
 from ._kernels import apply_gate, transition_matrix
 from ._measure import apply_observable
 from ._simulate import TapeProgram
 
 
-def adjoint_jacobian(program: TapeProgram, leaves: tuple, active: list[int]):
-    """(final state, Jacobian ``(n_expvals, len(active))``) by an adjoint sweep.
+def _inexact(x) -> bool:
+    return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
-    Only real scalar gate parameters listed in ``active`` get columns. Per gate: un-apply it
-    from the ket and the bras, and contract them once into a transition matrix ``T`` on the
-    gate's wires; each parameter's column is then ``2 Re trace(dU/dθ T)`` (a tiny matrix op),
-    however many parameters the gate has. Compact regions (``_compact.py``) are swept layer
-    by layer in a loop and give one ``T`` per gate the same way.
-    """
+
+def sweep_values(program: TapeProgram, leaves: tuple) -> tuple[list, list]:
+    """(the unrolled gates' values, every compact region's slab matrices) for these leaves."""
     values = program.gate_values(leaves)
+    gates = [g for g, _, _ in program.gates]
+    regions = [r for r in program.plan if isinstance(r, Region)]
+    unrolled = {i for i in program.plan if not isinstance(i, Region)}
+    one_by_one = [values[i] if i in unrolled else None for i in range(len(gates))]
+    return one_by_one, [region_matrices(r, gates, values) for r in regions]
+
+
+def adjoint_jvp(program: TapeProgram, leaves: tuple, tangents: dict[int, object]):
+    """(final state, tangent ``(n_expvals,)`` of the expectation values) by an adjoint sweep.
+
+    ``tangents`` maps leaf indices to their (nonzero) tangents; other leaves are held fixed.
+    """
+    active = sorted(tangents)
+
+    def values_of(sub):
+        full = list(leaves)
+        for j, v in zip(active, sub):
+            full[j] = v
+        return sweep_values(program, tuple(full))
+
+    (values, mats), (d_values, d_mats) = jax.jvp(
+        values_of, (tuple(leaves[j] for j in active),), (tuple(tangents[j] for j in active),)
+    )
     state = program.final_state(leaves)
     obs = [m.rebuild(leaves).obs for m in program.measurements]
     # The bras are carried conjugated: un-applying U from conj(bra) is applying U^T.
     bras = jnp.conj(jnp.stack([apply_observable(o, state, program.axis_of) for o in obs]))
     gates = [g for g, _, _ in program.gates]
     dagger, transposed = inverse_values(gates, values)
-    col = {j: i for i, j in enumerate(active)}
+    source = program.param_source(leaves)
+    needed = [bool(program.reads(i) & set(active)) for i in range(len(gates))]
+    first = needed.index(True) if any(needed) else -1
     ket = state
-    first = min(active)
-    dvalues = gate_value_derivatives(gates, [leaves[sl] for _, sl, _ in program.gates])
-    # Per matrix size: the transition matrix of each differentiated gate and, per parameter,
-    # its derivative matrix and the gate it belongs to. The contractions happen once per size
-    # after the sweep: a few batched ops instead of several tiny ones per parameter.
-    groups: dict[int, dict[str, list]] = {}
-
-    def group_of(size: int) -> dict[str, list]:
-        return groups.setdefault(size, {"trans": [], "dmat": [], "gate": [], "col": []})
-
-    def mine(i: int) -> list[tuple[int, int]]:
-        sl = program.gates[i][1]
-        return [(k, j) for k, j in enumerate(range(sl.start, sl.stop)) if j in col]
-
+    tan = jnp.zeros(bras.shape[0], dtype=jnp.real(bras).dtype)
+    region_no = sum(isinstance(item, Region) for item in program.plan)
+    # Per matrix size, the unrolled gates' dU and T: contracted once after the sweep (a few
+    # batched ops instead of several tiny ones per gate).
+    groups: dict[int, tuple[list, list]] = {}
     for item in reversed(program.plan):
         if isinstance(item, Region):
-            mats = slab_matrices(item, gates, values)
-            ket, bras, slot_trans = adjoint_region(ket, bras, item, mats)
-            owned = [(pos, i, k, j) for pos, i in enumerate(item.gate_ids) for k, j in mine(i)]
-            if owned:
-                trans = gate_transitions(item, gates, values, slot_trans)  # (m, gates, 2, 2)
-                group = group_of(2)
-                base = sum(t.shape[0] for t in group["trans"])
-                group["trans"].append(jnp.swapaxes(trans, 0, 1))
-                for pos, i, k, j in owned:
-                    group["dmat"].append(full_matrix(gates[i], dvalues[i][k]))
-                    group["gate"].append(base + pos)
-                    group["col"].append(col[j])
-            if program.gates[item.gate_ids[0]][1].start <= first:
-                break
+            region_no -= 1
+            ket, bras, trans = adjoint_region(ket, bras, item, mats[region_no])
+            dm = d_mats[region_no]
+            tan = tan + 2 * jnp.real(jnp.einsum("lwab,mlwba->m", dm, trans))
+            if item.gate_ids[0] <= first:
+                break  # nothing earlier is differentiated
             continue
-        i = item
-        gate, sl, _ = program.gates[i]
-        params = tuple(leaves[sl])
-        ket = apply_gate(ket, gate, params, value=dagger[i])
-        if mine(i):
-            wires = gate.controls + gate.axes
-            trans = jax.vmap(
-                lambda b, w=wires, kt=ket: transition_matrix(b, kt, w, bra_conjugated=True)
-            )(bras)
-            group = group_of(2 ** len(wires))
-            group["trans"].append(trans[None])
-            for k, j in mine(i):
-                group["dmat"].append(full_matrix(gate, dvalues[i][k]))
-                group["gate"].append(sum(t.shape[0] for t in group["trans"]) - 1)
-                group["col"].append(col[j])
-        if sl.start <= first:
+        gate = gates[item]
+        params = source.params(item)
+        ket = apply_gate(ket, gate, params, value=dagger[item])
+        d_value = d_values[item]
+        if d_value is not None and needed[item]:
+            if gate.kind == "phase":
+                overlap = jnp.einsum("r,mr->m", ket, bras)  # <bra|ket> (bras conjugated)
+                tan = tan + 2 * jnp.real(d_value * overlap)
+            else:
+                wires = gate.controls + gate.axes
+                trans = jax.vmap(
+                    lambda b, w=wires, kt=ket: transition_matrix(b, kt, w, bra_conjugated=True)
+                )(bras)
+                group = groups.setdefault(2 ** len(wires), ([], []))
+                group[0].append(full_matrix(gate, d_value))
+                group[1].append(trans)
+        if item <= first:
             break  # nothing earlier is differentiated
-        bras = jax.vmap(lambda b, g=gate, p=params, v=transposed[i]: apply_gate(b, g, p, value=v))(
-            bras
-        )
-    order, blocks = [], []
-    for group in groups.values():
-        trans = jnp.concatenate(group["trans"])[np.asarray(group["gate"])]
-        dmat = jnp.stack(group["dmat"])
-        blocks.append(2 * jnp.real(jnp.einsum("pij,pmji->mp", dmat, trans)))
-        order += group["col"]
-    jac = jnp.concatenate(blocks, axis=1)
-    # Columns back in the order of ``active``.
-    return state, jac[:, np.argsort(np.asarray(order))]
+        bras = jax.vmap(
+            lambda b, g=gate, p=params, v=transposed[item]: apply_gate(b, g, p, value=v)
+        )(bras)
+    for d_full, trans in groups.values():
+        tan = tan + 2 * jnp.real(jnp.einsum("pij,pmji->m", jnp.stack(d_full), jnp.stack(trans)))
+    return state, tan
 
 
 def make_adjoint_fn(program: TapeProgram) -> Fn:
     """The program's function with an adjoint-method ``custom_jvp`` (expectation values only)."""
     raw = program.run_single
-    gate_leaves = set(leaf_owner(program))
+    gate_leaves = set().union(*(program.reads(i) for i in range(len(program.gates))))
 
     @jax.custom_jvp
     def f(leaves, key):
@@ -114,17 +117,15 @@ def make_adjoint_fn(program: TapeProgram) -> Fn:
     def f_jvp(primals, tangents):
         leaves, key = primals
         t_leaves = tangents[0]
-        active = [
-            j
+        active = {
+            j: t_leaves[j]
             for j in sorted(gate_leaves)
-            if real_scalar(leaves[j]) and not is_zero_tangent(t_leaves[j])
-        ]
+            if _inexact(leaves[j]) and not is_zero_tangent(t_leaves[j])
+        }
         tan = None
         if active:
-            state, jac = adjoint_jacobian(program, leaves, active)
+            state, vals = adjoint_jvp(program, leaves, active)
             out = program.measure(state, leaves, key)
-            t_vec = jnp.stack([jnp.asarray(t_leaves[j]) for j in active]).astype(jac.dtype)
-            vals = jac @ t_vec
             tan = vals[0] if len(program.measurements) == 1 else tuple(vals)
         else:
             out = raw(leaves, key)

@@ -21,8 +21,11 @@ kernels (anything else: controlled rotations, multi-qubit matrices, global phase
 kept compact when it has at least ``MIN_LAYERS`` layers and its slabs are at least half full;
 otherwise its gates stay unrolled, where a sparse layer would cost a pass per empty wire.
 
-Every derivative rule runs on regions: backprop and the shift rules differentiate or ``vmap``
-the scans; the adjoint rule (``_adjoint.py``) sweeps them backwards with ``adjoint_layers``.
+backprop differentiates the scans and the adjoint rule (``_adjoint.py``) sweeps them backwards
+with ``adjoint_region``. The shift rules' programs stay unrolled: ``vmap``-ed over shifted rows,
+the regions' gathers ran 2x slower than the rows' fused one-qubit kernels. With templates kept whole (``_lift.py``) the
+slab tables are built from a few gathers of the weight arrays, so neither the program nor its
+trace grows with the number of layers.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._dtypes import complex_dtype
-from ._gates import Gate
+from ._gates import Gate, GateValues
 
 Array = Any
 
@@ -188,28 +191,34 @@ def _network_tables(network: Sequence[Gate], n: int) -> tuple[np.ndarray, np.nda
 # --------------------------------------------------------------------------- values
 
 
-def _table(region: Region, gates: Sequence[Gate], values: Sequence[Array | None]) -> Array:
-    """Rows: the identity, Pauli X, then each gate of ``region`` as a 2x2 matrix."""
-    rows = [jnp.eye(2, dtype=complex_dtype()), jnp.asarray([[0, 1], [1, 0]], complex_dtype())]
+def _table(region: Region, gates: Sequence[Gate], values: GateValues) -> tuple[Array, np.ndarray]:
+    """(table of 2x2 matrices, ``region.slots`` as rows of it).
+
+    Rows: the identity, Pauli X, then the region's gate values in blocks, one per gate formula
+    (``GateValues.blocks``): no per-gate slicing, so the table costs a few ops at any depth.
+    """
+    valued = [i for i in region.gate_ids if is_one_qubit(gates[i]) and gates[i].kind != "x"]
+    blocks, row_of = values.blocks(valued)
+    eye = jnp.eye(2, dtype=complex_dtype())
+    parts = [eye[None], jnp.asarray([[[0, 1], [1, 0]]], complex_dtype())]
+    for block in blocks:
+        block = jnp.asarray(block, complex_dtype())
+        parts.append(block[..., :, None] * eye if block.ndim == 2 else block)  # diagonals
+    remap = [_IDENTITY, _PAULI_X]
     for i in region.gate_ids:
-        gate, value = gates[i], values[i]
-        if not is_one_qubit(gate):
-            rows.append(rows[_IDENTITY])  # network gates: never in a slot
-        elif gate.kind == "x":
-            rows.append(rows[_PAULI_X])
-        elif gate.kind == "diag":
-            rows.append(jnp.diag(jnp.asarray(value, complex_dtype())))
+        if gates[i].kind == "x" and is_one_qubit(gates[i]):
+            remap.append(_PAULI_X)
         else:
-            rows.append(jnp.asarray(value, complex_dtype()))
-    return jnp.stack(rows)
+            remap.append(2 + row_of[i] if i in row_of else _IDENTITY)
+    return jnp.concatenate(parts), np.asarray(remap, dtype=np.int32)[region.slots]
 
 
-def slab_matrices(region: Region, gates: Sequence[Gate], values: Sequence[Array | None]) -> Array:
+def region_matrices(region: Region, gates: Sequence[Gate], values: GateValues) -> Array:
     """``(layers, n, 2, 2)`` slab matrices of ``region`` from its gates' values."""
-    table = _table(region, gates, values)
-    mats = table[region.slots[0]]
-    for d in range(1, region.slots.shape[0]):
-        mats = _matmul(table[region.slots[d]], mats)
+    table, rows = _table(region, gates, values)
+    mats = table[rows[0]]
+    for d in range(1, rows.shape[0]):
+        mats = _matmul(table[rows[d]], mats)
     return mats
 
 
@@ -305,25 +314,3 @@ def adjoint_region(
 
     (ket, bras), trans = jax.lax.scan(unlayer, (ket, bras), (mats, inv_hi, inv_lo), reverse=True)
     return ket, bras, jnp.moveaxis(trans, 1, 0)
-
-
-def gate_transitions(region: Region, gates: Sequence[Gate], values, trans: Array) -> Array:
-    """Per gate of ``region``, ``(m, gates, 2, 2)`` transition matrices from the slots' ones.
-
-    A slot's matrix is ``M = A G B`` (``B``: the wire's earlier gates in the slab, ``A``: the
-    later ones), so ``tr(dM T) = tr(dG (B T A))``. Network gates get a dummy slot.
-    """
-    table = _table(region, gates, values)
-    depth = region.slots.shape[0]
-    eye = jnp.broadcast_to(table[_IDENTITY], (*region.slots.shape[1:], 2, 2))
-    pre, post = [eye], [eye]
-    for d in range(1, depth):
-        pre.append(_matmul(table[region.slots[d - 1]], pre[-1]))
-        post.append(_matmul(post[-1], table[region.slots[depth - d]]))
-    post.reverse()
-    where = {int(r): idx for idx, r in np.ndenumerate(region.slots) if r >= 2}
-    rows = [where.get(2 + pos, (0, 0, 0)) for pos in range(len(region.gate_ids))]
-    d_idx, l_idx, w_idx = (np.array([r[k] for r in rows], dtype=np.int32) for k in range(3))
-    before = jnp.stack(pre)[d_idx, l_idx, w_idx]
-    after = jnp.stack(post)[d_idx, l_idx, w_idx]
-    return _matmul(_matmul(before, trans[:, l_idx, w_idx]), after)

@@ -3,7 +3,7 @@
 Every operation of a tape is compiled once (per tape structure) into a ``Gate``: the state
 axes it acts on, how it acts (a dense matrix, a diagonal, a bit flip, an axis swap, a global
 phase), optional control axes, and a function from the op's traced parameters to its matrix or
-diagonal. ``gate_values`` evaluates those functions for a whole circuit at once (batched by
+diagonal. ``GateValues`` evaluates those functions for a whole circuit at once (batched by
 kind and shape), ``inverse_values`` gives what un-applies each gate in an adjoint sweep.
 
 Closed-form matrices are used for the common gates because ``qml.matrix`` on tracers builds
@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +53,7 @@ class Gate:
             for parameter-free ``x``/``swap``.
         n_params: how many tape parameters the op consumes.
         closed_form: ``fn`` is one of this module's closed forms (not PennyLane's matrix of the
-            rebuilt op), so the gates sharing ``fn`` are evaluated in one batch (``gate_values``).
+            rebuilt op), so the gates sharing ``fn`` are evaluated in one batch (``GateValues``).
     """
 
     name: str
@@ -291,73 +291,95 @@ def gate_value(gate: Gate, params: Sequence[Array]) -> Array | None:
     return None if gate.fn is None else gate.fn(params)
 
 
-def _grouped(gates: Sequence[Gate], params: Sequence[Sequence[Array]], one, many) -> list:
-    """Apply ``one(gate, p)`` per gate, or ``many(fn, stacked)`` per group of same-formula gates.
+class ParamSource(Protocol):
+    """Where a program's gates read their parameters (``_simulate.py`` has the two kinds)."""
+
+    def at(self, sl: slice) -> tuple:
+        """The tape's parameters ``sl`` (in the program's tape) as arrays."""
+        ...
+
+    def params(self, i: int) -> tuple:
+        """Gate ``i``'s parameters as arrays."""
+        ...
+
+    def scalar_dtypes(self, i: int) -> tuple | None:
+        """The dtypes of gate ``i``'s parameters if all are scalars, else None."""
+        ...
+
+    def stacked(self, ids: Sequence[int], k: int) -> Array:
+        """Parameter ``k`` of the gates ``ids``, as one vector."""
+        ...
+
+
+class GateValues:
+    """Every gate's matrix/diagonal/phase, computed per gate formula in one vmapped call.
 
     Twelve RX gates become one ``vmap`` of the RX formula over twelve angles instead of twelve
-    small graphs: far fewer HLO ops, so faster compiles.
-    """
-    out: list = [None] * len(gates)
-    groups: dict[Any, list[int]] = {}
-    for i, (gate, p) in enumerate(zip(gates, params)):
-        if gate.fn is None or gate.kind == "none":
-            continue
-        scalar = all(jnp.ndim(x) == 0 for x in p)
-        if gate.closed_form and gate.n_params and scalar:
-            groups.setdefault((gate.fn, tuple(jnp.result_type(x) for x in p)), []).append(i)
-        else:
-            out[i] = one(gate, p)
-    for (fn, _), idx in groups.items():
-        stacked = [jnp.stack([params[i][k] for i in idx]) for k in range(len(params[idx[0]]))]
-        batch = many(fn, stacked)
-        for j, i in enumerate(idx):
-            out[i] = jax.tree.map(lambda x, j=j: x[j], batch)
-    return out
-
-
-def gate_values(gates: Sequence[Gate], params: Sequence[Sequence[Array]]) -> list[Array | None]:
-    """Every gate's value (matrix/diagonal/phase), computed per gate formula in one call."""
-    return _grouped(
-        gates,
-        params,
-        lambda gate, p: gate.fn(p),
-        lambda fn, stacked: jax.vmap(lambda *p: fn(p))(*stacked),
-    )
-
-
-def gate_value_derivatives(gates: Sequence[Gate], params: Sequence[Sequence[Array]]) -> list:
-    """Per gate, the list ``[d value / d θ_k for k]`` (vectorized like ``gate_values``).
-
-    ``None`` for integer-valued parameters, which have no derivative.
+    small graphs: far fewer HLO ops, so faster compiles. ``values[i]`` reads one gate's value
+    (None if parameter-free); ``blocks`` gives many at once without slicing them apart (compact
+    regions build their tables from it).
     """
 
-    def inexact(x) -> bool:
-        return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+    def __init__(self, gates: Sequence[Gate], source: ParamSource):
+        self._batches: list[Array] = []
+        self._at: dict[int, tuple[int, int]] = {}
+        self._direct: dict[int, Array] = {}
+        self._read: dict[int, Array] = {}
+        groups: dict[Any, list[int]] = {}
+        consts: dict[Any, Array] = {}
+        for i, gate in enumerate(gates):
+            if gate.fn is None or gate.kind == "none":
+                continue
+            if gate.closed_form and not gate.n_params:
+                if gate.fn not in consts:
+                    consts[gate.fn] = gate.fn(())
+                self._direct[i] = consts[gate.fn]
+                continue
+            dtypes = source.scalar_dtypes(i) if gate.closed_form else None
+            if dtypes is not None:
+                groups.setdefault((gate.fn, dtypes), []).append(i)
+            else:
+                self._direct[i] = gate.fn(source.params(i))
+        for (fn, dtypes), ids in groups.items():
+            stacked = [source.stacked(ids, k) for k in range(len(dtypes))]
+            self._batches.append(jax.vmap(lambda *p, fn=fn: fn(p))(*stacked))
+            for row, i in enumerate(ids):
+                self._at[i] = (len(self._batches) - 1, row)
 
-    def tangent(x, on: bool):
-        if not inexact(x):  # integer parameters (e.g. an int matrix) have no derivative
-            return np.zeros(jnp.shape(x), jax.dtypes.float0)
-        return jnp.ones_like(x) if on else jnp.zeros_like(x)
+    def __getitem__(self, i: int) -> Array | None:
+        if i in self._direct:
+            return self._direct[i]
+        if i not in self._at:
+            return None
+        if i not in self._read:
+            batch, row = self._at[i]
+            self._read[i] = self._batches[batch][row]
+        return self._read[i]
 
-    def tangents(p, k):
-        return tuple(tangent(x, i == k) for i, x in enumerate(p))
-
-    def one(gate, p):
-        return [
-            jax.jvp(lambda q: gate.fn(q), (tuple(p),), (tangents(p, k),))[1]
-            if inexact(p[k])
-            else None
-            for k in range(len(p))
-        ]
-
-    def many(fn, stacked):
-        vfn = jax.vmap(lambda *q: fn(q))
-        return [
-            jax.jvp(vfn, tuple(stacked), tangents(stacked, k))[1] if inexact(stacked[k]) else None
-            for k in range(len(stacked))
-        ]
-
-    return _grouped(gates, params, one, many)
+    def blocks(self, ids: Sequence[int]) -> tuple[list[Array], dict[int, int]]:
+        """The values of gates ``ids`` as stacked blocks, and each gate's row in their
+        concatenation: one gather per formula instead of one slice per gate."""
+        per_batch: dict[int, list[int]] = {}
+        blocks: list[Array] = []
+        row_of: dict[int, int] = {}
+        start = 0
+        for i in ids:
+            if i in self._at:
+                per_batch.setdefault(self._at[i][0], []).append(i)
+            elif i in self._direct:
+                blocks.append(self._direct[i][None])
+                row_of[i] = start
+                start += 1
+        for batch, members in per_batch.items():
+            rows = np.array([self._at[i][1] for i in members])
+            full = len(rows) == self._batches[batch].shape[0] and np.all(
+                rows == np.arange(len(rows))
+            )
+            blocks.append(self._batches[batch] if full else self._batches[batch][rows])
+            for k, i in enumerate(members):
+                row_of[i] = start + k
+            start += len(members)
+        return blocks, row_of
 
 
 def inverse_values(gates: Sequence[Gate], values: Sequence[Array | None]) -> tuple[list, list]:

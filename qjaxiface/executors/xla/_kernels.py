@@ -98,7 +98,7 @@ def apply_gate(
 ) -> Array:
     """Apply ``gate`` (or its inverse, with ``adjoint=True``) to an unbatched flat state.
 
-    ``value`` is the gate's precomputed matrix/diagonal (see ``gate_values``); computed
+    ``value`` is the gate's precomputed matrix/diagonal (see ``GateValues``); computed
     from ``params`` when not given. ``elementwise`` applies a one-qubit matrix as slices and a
     stack instead of a contraction: faster for batches of states, slower to compile.
     """

@@ -19,6 +19,7 @@ import pennylane as qml
 from ..._log import log_entry
 from ...detect import get_jax_interface_name, inside_staging_trace
 from . import execute_checked, has_program, xla_unsupported_reason
+from ._lift import lift as _lift
 
 logger = logging.getLogger("qjaxiface")
 
@@ -143,6 +144,7 @@ class XLAPlan:
     gradient_kwargs: dict
     wire_order: Any
     prng_key: Any
+    lifted: Any = None  # per tape, (original tape, _lift.Lifted), or None
 
     def run(self) -> tuple:
         """The tapes' results (the support check already passed: it is not repeated)."""
@@ -152,6 +154,7 @@ class XLAPlan:
             gradient_kwargs=self.gradient_kwargs,
             wire_order=self.wire_order,
             prng_key=self.prng_key,
+            lifted=self.lifted,
         )
 
 
@@ -245,16 +248,48 @@ def run_on_xla(tapes, device, config, iface: str, executor: str):
         use_device_jacobian_product=False,
         grad_on_execution=False,
     )
-    try:
-        xla_tapes, post = device.preprocess_transforms(plain)(tapes)
-    except Exception as err:  # the device pipeline raises it again, where PennyLane would
-        log_refusal(f"the device's preprocessing failed: {err}")
-        return None
+    pipeline = device.preprocess_transforms(plain)
+    lifted = _lifted(tapes, pipeline, config)
+    if lifted is not None:
+        xla_tapes = tuple(lift.tape for _, lift in lifted)
+
+        def post(results):
+            return tuple(lift.post((r,))[0] for (_, lift), r in zip(lifted, results))
+    else:
+        try:
+            xla_tapes, post = pipeline(tapes)
+        except Exception as err:  # the device pipeline raises it again, where PennyLane would
+            log_refusal(f"the device's preprocessing failed: {err}")
+            return None
     plan = select_xla(xla_tapes, device, config, iface, executor)
     if plan is None:
         return None
+    if lifted is not None:
+        plan = dataclasses.replace(plan, lifted=lifted)
     log_entry(iface, "traced", "xla", len(xla_tapes))
     return post(plan.run())
+
+
+# Diff methods whose rules read whole template leaves; the shift rules shift gate parameters
+# one by one, so their tapes are decomposed with traced weights as PennyLane does.
+_LIFT_METHODS = (None, "backprop", "adjoint")
+
+
+def _lifted(tapes, pipeline, config) -> tuple | None:
+    """Per tape (original, ``Lifted``) when every tape's templates can stay whole, else None."""
+    try:
+        diff_method = _xla_diff_method(config.gradient_method)
+    except LookupError:
+        return None
+    if diff_method not in _LIFT_METHODS or not tapes:
+        return None
+    out = []
+    for tape in tapes:
+        lift = _lift(tape, pipeline)
+        if lift is None:
+            return None
+        out.append((tape, lift))
+    return tuple(out)
 
 
 __all__ = ["XLAPlan", "log_refusal", "might_use_xla", "run_on_xla", "select_xla"]

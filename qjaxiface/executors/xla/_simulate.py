@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pennylane as qml
 from pennylane.measurements import (
     CountsMP,
@@ -26,8 +27,8 @@ from pennylane.measurements import (
 
 from ..._dtypes import complex_dtype, real_dtype
 from ._batching import broadcast_leaves
-from ._compact import Region, plan_regions, run_region, slab_matrices
-from ._gates import STATE_PREPS, Gate, as_complex, compile_gate, gate_values
+from ._compact import Region, plan_regions, region_matrices, run_region
+from ._gates import STATE_PREPS, Gate, GateValues, ParamSource, as_complex, compile_gate
 from ._kernels import apply_gate
 from ._measure import (
     density_matrix,
@@ -108,7 +109,13 @@ class TapeProgram:
         shot_vector: list of shot counts (one per shot-vector copy), or None when analytic.
     """
 
-    def __init__(self, tape: qml.tape.QuantumScript, wire_order=None):
+    def __init__(
+        self, tape: qml.tape.QuantumScript, wire_order=None, lifted=None, compact: bool = True
+    ):
+        """``lifted`` (``_lift.Lifted``): ``tape`` is the decomposition of a tape with whole
+        templates, whose gate parameters are read from that tape's leaves (``lifted.sources``).
+        ``compact=False``: every gate is a kernel of its own (no ``_compact`` regions)."""
+        self.sources = None if lifted is None else lifted.sources
         self.order = internal_wire_order(tape, wire_order)
         self.axis_of = {w: i for i, w in enumerate(self.order)}
         self.n_wires = len(self.order)
@@ -125,7 +132,11 @@ class TapeProgram:
             else:
                 self.gates.append((compile_gate(op, self.axis_of), sl, op))
             start += n
-        self.plan = plan_regions([g for g, _, _ in self.gates], self.n_wires)
+        gates = [g for g, _, _ in self.gates]
+        self.plan = plan_regions(gates, self.n_wires) if compact else list(range(len(gates)))
+        if lifted is not None:
+            start = lifted.n_op_leaves  # measurements read the lifted tape's own leaves
+            self.batched = [False] * start
         self.measurements = []
         for mp in tape.measurements:
             m = _Measurement(mp, self.axis_of, self.order, start)
@@ -146,7 +157,8 @@ class TapeProgram:
         if self.prep is None:
             return jnp.zeros((2**n,), complex_dtype()).at[0].set(1.0)
         op, sl = self.prep
-        new = qml.ops.functions.bind_new_parameters(op, list(leaves[sl]))
+        params = self.param_source(leaves).at(sl)
+        new = qml.ops.functions.bind_new_parameters(op, list(params))
         vec = new.state_vector(wire_order=self.order)
         return as_complex(vec).reshape(2**n)
 
@@ -157,23 +169,38 @@ class TapeProgram:
         """
         state = self.initial_state(leaves)
         values = self.gate_values(leaves)
+        source = self.param_source(leaves)
         gates = [g for g, _, _ in self.gates]
         for item in self.plan:
             if isinstance(item, Region) and not elementwise:
-                state = run_region(state, item, slab_matrices(item, gates, values))
+                state = run_region(state, item, region_matrices(item, gates, values))
                 continue
-            # Shift-rule rows (``elementwise``) stay unrolled: vmapped over rows, the
-            # region's gathers ran 2x slower than the rows' fused one-qubit kernels.
+            # ``elementwise`` (shift-rule rows) asks for the fused one-qubit kernels.
             for i in item.gate_ids if isinstance(item, Region) else (item,):
-                gate, sl, _ = self.gates[i]
                 state = apply_gate(
-                    state, gate, leaves[sl], value=values[i], elementwise=elementwise
+                    state, gates[i], source.params(i), value=values[i], elementwise=elementwise
                 )
         return state
 
-    def gate_values(self, leaves: tuple) -> list:
-        """Every gate's matrix/diagonal for these parameters (vectorized per gate type)."""
-        return gate_values([g for g, _, _ in self.gates], [leaves[sl] for _, sl, _ in self.gates])
+    def param_source(self, leaves: tuple) -> ParamSource:
+        """Where the gates read their parameters in ``leaves``."""
+        slices = [sl for _, sl, _ in self.gates]
+        if self.sources is None:
+            return _TapeParams(leaves, slices)
+        return _LiftedParams(leaves, slices, self.sources)
+
+    def gate_values(self, leaves: tuple) -> GateValues:
+        """Every gate's matrix/diagonal for these parameters (vectorized per gate formula)."""
+        return GateValues([g for g, _, _ in self.gates], self.param_source(leaves))
+
+    def reads(self, i: int) -> frozenset[int]:
+        """The leaves gate ``i`` reads."""
+        sl = self.gates[i][1]
+        if self.sources is None:
+            return frozenset(range(sl.start, sl.stop))
+        return frozenset(
+            self.sources[p][1] for p in range(sl.start, sl.stop) if self.sources[p][0] != "const"
+        )
 
     # ----------------------------------------------------------------- measurements
 
@@ -264,3 +291,74 @@ class TapeProgram:
             return jax.vmap(fn, in_axes=(in_leaves, 0))(tuple(leaves), keys)
 
         return batched_fn
+
+
+class _TapeParams:
+    """Gate parameters as the tape holds them: one leaf per parameter."""
+
+    def __init__(self, leaves: tuple, slices: list[slice]):
+        self.leaves, self.slices = leaves, slices
+
+    def at(self, sl: slice) -> tuple:
+        return tuple(self.leaves[sl])
+
+    def params(self, i: int) -> tuple:
+        return tuple(self.leaves[self.slices[i]])
+
+    def scalar_dtypes(self, i: int) -> tuple | None:
+        p = self.params(i)
+        if all(jnp.ndim(x) == 0 for x in p):
+            return tuple(jnp.result_type(x) for x in p)
+        return None
+
+    def stacked(self, ids, k: int) -> Array:
+        return jnp.stack([self.leaves[self.slices[i].start + k] for i in ids])
+
+
+class _LiftedParams:
+    """Gate parameters read from whole template leaves (``_lift.py``): elements are gathered,
+    many at once, instead of sliced one by one."""
+
+    def __init__(self, leaves: tuple, slices: list[slice], sources: tuple):
+        self.leaves, self.slices, self.sources = leaves, slices, sources
+        self._flat: dict[int, Array] = {}
+
+    def _flat_leaf(self, j: int) -> Array:
+        if j not in self._flat:
+            self._flat[j] = jnp.ravel(self.leaves[j])
+        return self._flat[j]
+
+    def _one(self, pos: int) -> Array:
+        kind, *rest = self.sources[pos]
+        if kind == "leaf":
+            return self.leaves[rest[0]]
+        if kind == "elem":
+            return self._flat_leaf(rest[0])[rest[1]]
+        return jnp.asarray(rest[0])
+
+    def at(self, sl: slice) -> tuple:
+        return tuple(self._one(p) for p in range(sl.start, sl.stop))
+
+    def params(self, i: int) -> tuple:
+        return self.at(self.slices[i])
+
+    def scalar_dtypes(self, i: int) -> tuple | None:
+        out = []
+        for pos in range(self.slices[i].start, self.slices[i].stop):
+            kind, *rest = self.sources[pos]
+            if kind == "elem":
+                out.append(jnp.result_type(self.leaves[rest[0]]))
+                continue
+            value = self.leaves[rest[0]] if kind == "leaf" else jnp.asarray(rest[0])
+            if jnp.ndim(value) != 0:
+                return None
+            out.append(jnp.result_type(value))
+        return tuple(out)
+
+    def stacked(self, ids, k: int) -> Array:
+        positions = [self.slices[i].start + k for i in ids]
+        srcs = [self.sources[p] for p in positions]
+        if all(src[0] == "elem" and src[1] == srcs[0][1] for src in srcs):
+            index = np.array([src[2] for src in srcs])
+            return self._flat_leaf(srcs[0][1])[index]
+        return jnp.stack([self._one(p) for p in positions])

@@ -1,0 +1,236 @@
+"""Templates kept whole: their decomposition learned once, from tagged stand-in weights.
+
+PennyLane's templates (StronglyEntanglingLayers, BasicEntanglerLayers, the embeddings, ...)
+decompose by slicing their weight array into one scalar per gate. Under ``jit(grad)`` every
+slice is a traced operation and its transpose a full-size pad: at n=12 and 100 layers (3600
+weights) that plumbing alone took about 50 s to compile on 2 CPU cores, before any
+simulation, and PennyLane's decomposition with tracers took seconds to trace.
+
+A template that only *selects* elements of its weights can instead be decomposed with stand-in
+weights whose every element is a distinct number (a tag). Each parameter of the decomposed
+tape is then read back as "element ``e`` of leaf ``j``", and the program gathers all the
+parameters of a gate formula from the weight array in one operation (``_simulate.py``).
+
+The decomposition runs twice, with two tag sets that differ in their integer and fractional
+parts. A parameter equal to a tag in both runs is a selected weight; one that is the same in
+both runs is a constant of the decomposition (a fixed angle); anything else -- the template
+computed with its weights (IQPEmbedding's products, a sign flip, a cast) -- means the tape is
+not lifted and is decomposed with its traced weights as before. Only tapes whose templates
+would be decomposed by the device anyway, with real floating-point array weights, no
+parameter broadcasting and one decomposed tape each, are lifted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+import pennylane as qml
+
+_SYMBOLIC = (qml.ops.op_math.SymbolicOp, qml.ops.op_math.CompositeOp)
+_SPAN = 2**24  # tags of leaf j: (j + 1) * _SPAN + e + offset, exact in float64
+_OFFSETS = (0.5, 2**23 + 0.25)  # two runs: integer and fractional parts both differ
+
+
+@dataclass(frozen=True, eq=False)
+class Lifted:
+    """A tape with whole templates, and the decomposition its program runs.
+
+    Attributes:
+        tape: the decomposed tape (its tagged parameters are stand-ins; only its structure is
+            used).
+        sources: per parameter of ``tape``'s operations, where it comes from in the original
+            tape's leaves: ``("leaf", j)`` (the whole leaf), ``("elem", j, e)`` (element ``e``
+            of the flattened leaf) or ``("const", value)``.
+        n_op_leaves: how many leaves the original tape's operations hold (the measurements'
+            leaves follow them, as in ``tape``'s own order).
+        post: the device preprocessing's post-processing for this one tape.
+    """
+
+    tape: qml.tape.QuantumScript
+    sources: tuple
+    n_op_leaves: int
+    post: Callable
+
+    def key(self) -> Any:
+        """What a program built from this depends on beyond the original tape's structure."""
+        frozen = tuple((s[0], _freeze_const(s[1])) if s[0] == "const" else s for s in self.sources)
+        return (jax.tree_util.tree_structure(self.tape), frozen)
+
+
+def _freeze_const(value) -> Any:
+    arr = np.asarray(value)
+    return (arr.shape, str(arr.dtype), arr.tobytes())
+
+
+def _decompose_condition(pipeline) -> Callable | None:
+    for bound in pipeline:
+        transform = getattr(bound, "tape_transform", None)
+        if getattr(transform, "__name__", None) == "decompose":
+            return bound.kwargs.get("stopping_condition")
+    return None
+
+
+def _liftable(op, stop: Callable) -> bool:
+    """A template the device would decompose, whose parameters are real float arrays."""
+    if isinstance(op, _SYMBOLIC) or not op.data or stop(op):
+        return False  # Pow, Prod, Controlled, ...: wrappers, not templates
+    for d in op.data:
+        dtype = getattr(d, "dtype", None)
+        if dtype is None or not np.issubdtype(np.dtype(dtype), np.floating):
+            return False
+    # Elements must stay below the second run's offset (tags of two runs never meet).
+    return any(np.ndim(d) >= 1 for d in op.data) and all(np.size(d) < 2**22 for d in op.data)
+
+
+def lift(tape: qml.tape.QuantumScript, pipeline) -> Lifted | None:
+    """``tape``'s templates kept whole (``Lifted``), or None where lifting does not apply.
+
+    Args:
+        tape: a tape before the device's preprocessing; parameters may be tracers.
+        pipeline: the device's preprocessing for plain execution.
+    """
+    stop = _decompose_condition(pipeline)
+    if stop is None or tape.batch_size is not None or _graph_decomposition():
+        return None
+    try:
+        targets = [k for k, op in enumerate(tape.operations) if _liftable(op, stop)]
+    except Exception:  # a stopping condition that cannot judge an op: do not lift
+        return None
+    if not targets:
+        return None
+    leaves = [d for op in tape.operations for d in op.data]
+    first_leaf, start = [], 0
+    for op in tape.operations:
+        first_leaf.append(start)
+        start += len(op.data)
+    runs = []
+    for offset in _OFFSETS:
+        ops = list(tape.operations)
+        for k in targets:
+            op = ops[k]
+            tags = [
+                (first_leaf[k] + i + 1) * _SPAN
+                + np.arange(np.size(d)).reshape(np.shape(d))
+                + offset
+                for i, d in enumerate(op.data)
+            ]
+            try:
+                ops[k] = qml.ops.functions.bind_new_parameters(op, tags)
+            except Exception:
+                return None
+        tagged = tape.copy(operations=ops)
+        try:
+            (decomposed, *rest), post = pipeline((tagged,))
+        except Exception:  # the normal path reports it, with the traced parameters
+            return None
+        if rest:
+            return None
+        runs.append((decomposed, post))
+    (dec0, post0), (dec1, _) = runs
+    if not _same_structure(dec0, dec1):
+        return None
+    sources = _sources(dec0, dec1, leaves, {first_leaf[k] for k in targets}, tape)
+    if sources is None or not _same_measurements(dec0, tape):
+        return None
+    return Lifted(dec0, sources, len(leaves), post0)
+
+
+def templates_with_stand_ins(tape: qml.tape.QuantumScript, device) -> qml.tape.QuantumScript:
+    """``tape`` with every liftable template's weights replaced by concrete zeros.
+
+    For questions about structure only (PennyLane's "does the device support adjoint for this
+    tape", which decomposes it): the same decomposition, without tracing one slice per gate.
+    """
+    if tape.batch_size is not None:
+        return tape
+    try:
+        stop = _decompose_condition(device.preprocess_transforms())
+        if stop is None:
+            return tape
+        ops = [
+            qml.ops.functions.bind_new_parameters(op, [np.zeros(np.shape(d)) for d in op.data])
+            if _liftable(op, stop) and any(isinstance(d, jax.core.Tracer) for d in op.data)
+            else op
+            for op in tape.operations
+        ]
+    except Exception:  # the question is then asked about the tape itself
+        return tape
+    return tape.copy(operations=ops)
+
+
+def _graph_decomposition() -> bool:
+    enabled = getattr(getattr(qml, "decomposition", None), "enabled_graph", None)
+    try:
+        return bool(enabled()) if enabled is not None else False
+    except Exception:
+        return True
+
+
+def _sources(dec0, dec1, leaves, tagged_first, tape) -> tuple | None:
+    by_id = {id(x): j for j, x in enumerate(leaves)}
+    tagged: set[int] = set()
+    for k, op in enumerate(tape.operations):
+        start = sum(len(o.data) for o in tape.operations[:k])
+        if start in tagged_first:
+            tagged.update(range(start, start + len(op.data)))
+    out: list[tuple] = []
+    for op0, op1 in zip(dec0.operations, dec1.operations):
+        for v0, v1 in zip(op0.data, op1.data):
+            if isinstance(v0, jax.core.Tracer) or isinstance(v1, jax.core.Tracer):
+                j = by_id.get(id(v0))
+                if v0 is not v1 or j is None or j in tagged:
+                    return None
+                out.append(("leaf", j))
+                continue
+            a0, a1 = np.asarray(v0), np.asarray(v1)
+            if a0.shape != a1.shape:
+                return None
+            elem = _element(a0, a1, leaves, tagged)
+            if elem is not None:
+                out.append(elem)
+            elif a0.dtype == a1.dtype and np.array_equal(a0, a1):
+                j = by_id.get(id(v0))
+                out.append(("leaf", j) if j is not None and j not in tagged else ("const", a0))
+            else:
+                return None  # computed from the weights
+    return tuple(out)
+
+
+def _element(a0, a1, leaves, tagged) -> tuple | None:
+    """("elem", j, e) if ``a0``/``a1`` are the two runs' tags of one weight, else None."""
+    if a0.ndim != 0 or not np.issubdtype(a0.dtype, np.floating):
+        return None
+    x0, x1 = float(a0), float(a1)
+    j = int(x0 // _SPAN) - 1
+    e = x0 - (j + 1) * _SPAN - _OFFSETS[0]
+    if j not in tagged or e != int(e) or not 0 <= e < np.size(leaves[j]):
+        return None
+    if x1 != (j + 1) * _SPAN + e + _OFFSETS[1]:
+        return None
+    return ("elem", j, int(e))
+
+
+def _same_measurements(dec, tape) -> bool:
+    """The decomposed tape measures what the original does, with the same parameter leaves."""
+    if len(dec.measurements) != len(tape.measurements):
+        return False
+    if not _same_structure(list(dec.measurements), list(tape.measurements)):
+        return False
+    a = jax.tree_util.tree_leaves(list(dec.measurements))
+    b = jax.tree_util.tree_leaves(list(tape.measurements))
+    return all(x is y or (np.shape(x) == np.shape(y) and _equal(x, y)) for x, y in zip(a, b))
+
+
+def _same_structure(a, b) -> bool:
+    left: Any = jax.tree_util.tree_structure(a)
+    return bool(left == jax.tree_util.tree_structure(b))
+
+
+def _equal(x, y) -> bool:
+    if isinstance(x, jax.core.Tracer) or isinstance(y, jax.core.Tracer):
+        return False
+    return bool(np.array_equal(np.asarray(x), np.asarray(y)))

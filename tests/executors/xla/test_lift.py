@@ -1,0 +1,180 @@
+"""Templates kept whole (``_lift.py``): what lifts, what does not, and results through the boundary."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pennylane as qml
+import pytest
+from xla_test_helpers import DEV
+
+import qjaxiface
+from qjaxiface.executors.xla import _select
+from qjaxiface.executors.xla._lift import lift
+
+PIPELINE = DEV.preprocess_transforms(DEV.setup_execution_config())
+
+
+class FixedAngleLayer(qml.operation.Operation):
+    """A template whose decomposition selects its weights and adds a constant angle."""
+
+    num_wires = 2
+    grad_method = None
+
+    @staticmethod
+    def compute_decomposition(weights, wires):
+        return [
+            qml.RX(weights[0], wires[0]),
+            qml.RY(np.pi / 3, wires[1]),
+            qml.CNOT(wires),
+            qml.RZ(weights[1], wires[1]),
+        ]
+
+
+class NegatedLayer(qml.operation.Operation):
+    """A template computing with its weights (a sign flip): must not lift."""
+
+    num_wires = 1
+    grad_method = None
+
+    @staticmethod
+    def compute_decomposition(weights, wires):
+        return [qml.RX(-weights[0], wires[0])]
+
+
+def _tape(ops, measurements=None):
+    return qml.tape.QuantumScript(ops, measurements or [qml.expval(qml.Z(0))])
+
+
+def test_layers_lift_to_element_reads():
+    w = np.random.default_rng(0).random((2, 3, 3))
+    lifted = lift(_tape([qml.StronglyEntanglingLayers(w, wires=range(3))]), PIPELINE)
+    assert lifted is not None
+    names = [op.name for op in lifted.tape.operations]
+    assert names.count("Rot") == 6 and names.count("CNOT") == 6
+    # Rot k on layer l, wire i reads weights[l, i, :]: elements 3 * (3 l + i) + (0, 1, 2).
+    assert lifted.sources[:3] == (("elem", 0, 0), ("elem", 0, 1), ("elem", 0, 2))
+    assert lifted.sources[-1] == ("elem", 0, w.size - 1)
+
+
+def test_constants_of_a_decomposition_and_plain_ops_keep_their_values():
+    ops = [qml.RX(0.4, 1), FixedAngleLayer(np.array([0.1, 0.2]), wires=[0, 1])]
+    lifted = lift(_tape(ops), PIPELINE)
+    assert lifted is not None
+    kinds = [s[0] for s in lifted.sources]
+    assert kinds == ["leaf", "elem", "const", "elem"]
+    assert np.isclose(float(lifted.sources[2][1]), np.pi / 3)
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        [NegatedLayer(np.array([0.3]), wires=0)],  # computes with its weights
+        [qml.IQPEmbedding(np.array([0.1, 0.2, 0.3]), wires=range(3))],  # products of features
+        [qml.StronglyEntanglingLayers(np.ones((4, 1, 2, 3)), wires=range(2))],  # broadcast
+        [qml.RX(0.1, 0), qml.CNOT([0, 1])],  # nothing to lift
+        [qml.BasisEmbedding(np.array([1, 0]), wires=range(2))],  # integer features
+    ],
+    ids=["computed", "iqp-products", "broadcast", "no-template", "integer"],
+)
+def test_what_does_not_lift(ops):
+    assert lift(_tape(ops), PIPELINE) is None
+
+
+def _circuit(diff_method, template):
+    @qml.qnode(qml.device("default.qubit", wires=3), diff_method=diff_method)
+    def circuit(w, v, x):
+        qml.AngleEmbedding(x, wires=range(3))
+        if template == "sel":
+            qml.StronglyEntanglingLayers(w, wires=range(3))
+        else:
+            qml.SimplifiedTwoDesign(v[0], w[:, :2, :2], wires=range(3))
+        qml.BasicEntanglerLayers(v, wires=range(3), rotation=qml.RY)
+        qml.RX(2 * x[0], 1)
+        FixedAngleLayer(v[0, :2], wires=[2, 0])
+        return qml.expval(qml.Z(0) @ qml.X(2)), qml.expval(
+            qml.Hamiltonian([x[1], 0.5], [qml.Y(1), qml.Z(2)])
+        )
+
+    return circuit
+
+
+@pytest.mark.parametrize("template", ["sel", "two-design"])
+@pytest.mark.parametrize("diff_method", ["backprop", "adjoint"])
+def test_lifted_results_and_derivatives_match_pennylane(diff_method, template, monkeypatch):
+    rng = np.random.default_rng(1)
+    w = jnp.asarray(rng.random((3, 3, 3)))
+    v = jnp.asarray(rng.random((2, 3)))
+    x = jnp.asarray(rng.random(3))
+
+    def vec(circuit):
+        return lambda *a: jnp.stack(circuit(*a))
+
+    ref_circuit = vec(_circuit("backprop", template))  # PennyLane's own boundary
+    ref = (ref_circuit(w, v, x), jax.jacobian(ref_circuit, argnums=(0, 1, 2))(w, v, x))
+    seen = []
+    original = _select._lift
+
+    def spy(tape, pipeline):
+        out = original(tape, pipeline)
+        seen.append(out is not None)
+        return out
+
+    monkeypatch.setattr(_select, "_lift", spy)
+    with qjaxiface.installed():
+        f = vec(_circuit(diff_method, template))
+        got = jax.jit(lambda *a: (f(*a), jax.jacobian(f, argnums=(0, 1, 2))(*a)))(w, v, x)
+        head = jax.jit(jax.hessian(lambda w: f(w, v, x)[0]))(w)
+    assert seen and all(seen), "the templates should have stayed whole"
+    for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+        np.testing.assert_allclose(g, r, atol=1e-8)
+    ref_head = jax.hessian(lambda w: ref_circuit(w, v, x)[0])(w)
+    np.testing.assert_allclose(head, ref_head, atol=1e-8)
+
+
+def test_shift_rules_keep_pennylanes_decomposition(monkeypatch):
+    calls = []
+    monkeypatch.setattr(_select, "_lift", lambda *a: calls.append(a))
+    w = jnp.asarray(np.random.default_rng(2).random((2, 3, 3)))
+    with qjaxiface.installed():
+
+        @qml.qnode(qml.device("default.qubit", wires=3), diff_method="parameter-shift")
+        def circuit(w):
+            qml.StronglyEntanglingLayers(w, wires=range(3))
+            return qml.expval(qml.Z(0))
+
+        got = jax.jit(jax.grad(circuit))(w)
+    assert calls == []
+
+    @qml.qnode(qml.device("default.qubit", wires=3), diff_method="backprop")
+    def reference(w):
+        qml.StronglyEntanglingLayers(w, wires=range(3))
+        return qml.expval(qml.Z(0))
+
+    np.testing.assert_allclose(got, jax.grad(reference)(w), atol=1e-8)
+
+
+def test_stand_ins_for_structure_questions_touch_only_traced_templates():
+    from qjaxiface.executors.xla._lift import templates_with_stand_ins
+
+    seen = {}
+
+    def f(w, x):
+        tape = _tape(
+            [
+                qml.StronglyEntanglingLayers(w, wires=range(2)),
+                qml.pow(qml.prod(qml.RX(x, 0), qml.RY(x, 1)), 2),
+            ]
+        )
+        out = templates_with_stand_ins(tape, DEV)
+        seen["template"] = out.operations[0].data[0]
+        seen["pow"] = out.operations[1].data[0]
+        broadcast = _tape([qml.RX(jnp.stack([x, x]), 0), qml.StronglyEntanglingLayers(w, [0, 1])])
+        seen["broadcast_unchanged"] = templates_with_stand_ins(broadcast, DEV) is broadcast
+        return x
+
+    jax.jit(f)(jnp.ones((1, 2, 3)), 0.5)
+    assert isinstance(seen["template"], np.ndarray) and seen["template"].shape == (1, 2, 3)
+    assert isinstance(seen["pow"], jax.core.Tracer)  # composite ops keep their parameters
+    assert seen["broadcast_unchanged"]
