@@ -133,7 +133,8 @@ def lift(tape: qml.tape.QuantumScript, pipeline) -> Lifted | None:
     (dec0, post0), (dec1, _) = runs
     if not _same_structure(dec0, dec1):
         return None
-    sources = _sources(dec0, dec1, leaves, {first_leaf[k] for k in targets}, tape)
+    tagged = {first_leaf[k] + i for k in targets for i in range(len(tape.operations[k].data))}
+    sources = _sources(dec0, dec1, leaves, tagged)
     if sources is None or not _same_measurements(dec0, tape):
         return None
     return Lifted(dec0, sources, len(leaves), post0)
@@ -170,13 +171,12 @@ def _graph_decomposition() -> bool:
         return True
 
 
-def _sources(dec0, dec1, leaves, tagged_first, tape) -> tuple | None:
+def _sources(dec0, dec1, leaves, tagged: set[int]) -> tuple | None:
+    """Where each parameter of the decomposed tape comes from (``Lifted.sources``), or None.
+
+    ``tagged``: the indices of the leaves that carried tags.
+    """
     by_id = {id(x): j for j, x in enumerate(leaves)}
-    tagged: set[int] = set()
-    for k, op in enumerate(tape.operations):
-        start = sum(len(o.data) for o in tape.operations[:k])
-        if start in tagged_first:
-            tagged.update(range(start, start + len(op.data)))
     out: list[tuple] = []
     for op0, op1 in zip(dec0.operations, dec1.operations):
         for v0, v1 in zip(op0.data, op1.data):
