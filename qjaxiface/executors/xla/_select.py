@@ -248,19 +248,20 @@ def run_on_xla(tapes, device, config, iface: str, executor: str):
         use_device_jacobian_product=False,
         grad_on_execution=False,
     )
-    pipeline = device.preprocess_transforms(plain)
-    lifted = _lifted(tapes, pipeline, config)
+    try:
+        pipeline = device.preprocess_transforms(plain)
+        lifted = _lifted(tapes, pipeline, config)
+        if lifted is None:
+            xla_tapes, post = pipeline(tapes)
+    except Exception as err:  # the device pipeline raises it again, where PennyLane would
+        log_refusal(f"the device's preprocessing failed: {err}")
+        return None
     if lifted is not None:
         xla_tapes = tuple(lift.tape for _, lift in lifted)
 
         def post(results):
             return tuple(lift.post((r,))[0] for (_, lift), r in zip(lifted, results))
-    else:
-        try:
-            xla_tapes, post = pipeline(tapes)
-        except Exception as err:  # the device pipeline raises it again, where PennyLane would
-            log_refusal(f"the device's preprocessing failed: {err}")
-            return None
+
     plan = select_xla(xla_tapes, device, config, iface, executor)
     if plan is None:
         return None
