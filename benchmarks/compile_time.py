@@ -141,7 +141,7 @@ def measure(args) -> dict:
     rows = []
     for n, layers in cases:
         for method in METHODS:
-            if method == "parameter-shift" and n * layers > args.max_shift_size:
+            if _skip_shift(args, method, n, layers):
                 continue
             ours: list[dict] = []
             cat: list[dict] = []
@@ -159,12 +159,22 @@ def measure(args) -> dict:
     warm = []
     for n, layers in args.cache_cases:
         for method in METHODS:
+            if _skip_shift(args, method, n, layers):
+                continue
             with tempfile.TemporaryDirectory() as folder:
                 cold = _spawn(sys.executable, "qjaxiface", n, layers, method, folder)
                 second = _spawn(sys.executable, "qjaxiface", n, layers, method, folder)
             warm.append({"n": n, "layers": layers, "method": method, "cold": cold, "warm": second})
             print(f"cache n={n} L={layers} {method}: {cold.get('first')} -> {second.get('first')}")
     return {"rows": rows, "warm": warm, "machine": _machine(args)}
+
+
+def _skip_shift(args, method: str, n: int, layers: int) -> bool:
+    """Parameter-shift cases whose steps (rows x gates x amplitudes, in units where n=12, one
+    layer is 12) or whose Catalyst compile (growing with depth) would take minutes."""
+    if method != "parameter-shift":
+        return False
+    return n * layers * 2 ** (n - 12) > args.max_shift_size or layers > args.max_shift_layers
 
 
 def _progress(row) -> str:
@@ -271,7 +281,13 @@ def main(argv=None) -> None:
     parser.add_argument("--layers-list", dest="layers_list", type=int, nargs="*",
                         default=[3, 10, 30, 100])  # fmt: skip
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--max-shift-size", type=int, default=12 * 100)
+    parser.add_argument(
+        "--max-shift-size",
+        type=float,
+        default=12 * 100,
+        help="skip parameter-shift cases above this n * layers * 2**(n-12)",
+    )
+    parser.add_argument("--max-shift-layers", type=int, default=100)
     parser.add_argument("--json", default="bench-results/compile_time.json")
     parser.add_argument("--docs")
     args = parser.parse_args(argv)

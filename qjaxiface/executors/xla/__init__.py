@@ -48,6 +48,7 @@ from ... import _caches
 from ..._dtypes import x64_enabled
 from ._compact import compact_enabled, set_compact
 from ._derivatives import make_fn
+from ._lift import per_parameter
 from ._rows import set_sharding
 from ._shift import SHIFT_METHODS
 from ._simulate import TapeProgram
@@ -155,34 +156,54 @@ def _stand_in(x) -> np.ndarray:
     return out
 
 
-def _build(tape, diff_method, kwargs, wire_order, lifted=None):
-    # Shift rules evaluate their rows unrolled (``TapeProgram.final_state``); a compact primal
-    # next to them would be a second program to compile.
-    compact = diff_method not in SHIFT_METHODS
+def _build(tape, leaves, diff_method, kwargs, wire_order, lifted=None):
     if lifted is None:
+        # Shift rules evaluate their rows unrolled (``TapeProgram.final_state``); a compact
+        # primal next to them would be a second program to compile.
+        compact = diff_method not in SHIFT_METHODS
         program = TapeProgram(_detached(tape), wire_order, compact=compact)
-    else:
-        program = TapeProgram(_detached(lifted.tape), wire_order, lifted, compact=compact)
-    fn = program.broadcast(make_fn(program, diff_method, kwargs))
-    return fn, jax.jit(fn)
+        fn = program.broadcast(make_fn(program, diff_method, kwargs))
+        return fn, jax.jit(fn)
+    if diff_method not in SHIFT_METHODS:
+        program = TapeProgram(_detached(lifted.tape), wire_order, lifted)
+        fn = make_fn(program, diff_method, kwargs)
+        return fn, jax.jit(fn)
+    # Shift rules shift one gate parameter at a time: the program reads them from
+    # per-parameter vectors gathered from the template leaves (``_lift.per_parameter``).
+    view = per_parameter(lifted, leaves)
+    inner = make_fn(
+        TapeProgram(_detached(lifted.tape), wire_order, view.lifted), diff_method, kwargs
+    )
+
+    def widened(leaves, key=None):
+        return inner(view.widen(leaves), key)
+
+    return widened, jax.jit(widened)
+
+
+def _program_key(tape, leaves, diff_method, kwargs, wire_order, lifted=None) -> Any:
+    """The cache key of the program for ``tape`` (None: not cacheable)."""
+    key = _structure_key(tape, leaves, diff_method, kwargs, wire_order)
+    if key is None or lifted is None:
+        return key
+    try:
+        key = (key, lifted.key())
+        hash(key)
+        return key
+    except TypeError:
+        return None
 
 
 def _tape_function(tape, leaves, diff_method, kwargs, wire_order, lifted=None):
-    key = _structure_key(tape, leaves, diff_method, kwargs, wire_order)
-    if key is not None and lifted is not None:
-        try:
-            key = (key, lifted.key())
-            hash(key)
-        except TypeError:
-            key = None
+    key = _program_key(tape, leaves, diff_method, kwargs, wire_order, lifted)
     if key is None:
-        return _build(tape, diff_method, kwargs, wire_order, lifted)
+        return _build(tape, leaves, diff_method, kwargs, wire_order, lifted)
     with _cache_lock:
         fn = _cache.get(key)
         if fn is not None:
             _cache.move_to_end(key)
             return fn
-    fn = _build(tape, diff_method, kwargs, wire_order, lifted)
+    fn = _build(tape, leaves, diff_method, kwargs, wire_order, lifted)
     with _cache_lock:
         fn = _cache.setdefault(key, fn)  # a program another thread built meanwhile wins
         _cache.move_to_end(key)
@@ -191,10 +212,17 @@ def _tape_function(tape, leaves, diff_method, kwargs, wire_order, lifted=None):
     return fn
 
 
-def has_program(tape, diff_method, gradient_kwargs=None, wire_order=None) -> bool:
-    """Whether an earlier call already built the program that would run ``tape``."""
+def has_program(tape, diff_method, gradient_kwargs=None, wire_order=None, lifted=None) -> bool:
+    """Whether an earlier call already built the program that would run ``tape``.
+
+    ``lifted``: ``(original tape, _lift.Lifted)`` when ``tape`` is a lifted decomposition.
+    """
+    if lifted is not None:
+        tape, lift = lifted
+    else:
+        lift = None
     leaves = tuple(jnp.asarray(x) for x in _leaves(tape))
-    key = _structure_key(tape, leaves, diff_method, gradient_kwargs, wire_order)
+    key = _program_key(tape, leaves, diff_method, gradient_kwargs, wire_order, lift)
     if key is None:
         return False
     with _cache_lock:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
@@ -59,6 +60,78 @@ class Lifted:
         """What a program built from this depends on beyond the original tape's structure."""
         frozen = tuple((s[0], _freeze_const(s[1])) if s[0] == "const" else s for s in self.sources)
         return (jax.tree_util.tree_structure(self.tape), frozen)
+
+
+@dataclass(frozen=True, eq=False)
+class PerParameter:
+    """A lifted tape as shift rules see it: one vector per leaf, of the gate parameters it feeds.
+
+    A shift rule shifts one *gate* parameter at a time. A weight that two gates read must be
+    shifted in each separately, so the program of a shift rule reads its gate parameters from
+    vectors with one element per gate parameter (``widen`` gathers them from the leaves, one
+    operation per leaf, and JAX's transpose of that gather sums the per-gate derivatives back
+    into the weights).
+
+    Attributes:
+        lifted: the program's view: its leaves are the vectors, then the original leaves.
+        reads: per vector, (original leaf, flat element read by each of its entries).
+        direct: the original leaves the program also reads as they are (whole-leaf gate
+            parameters that are not real scalars, observables); the others get no tangent.
+    """
+
+    lifted: Lifted
+    reads: tuple[tuple[int, np.ndarray], ...]
+    direct: frozenset[int]
+
+    def widen(self, leaves: tuple) -> tuple:
+        """The program's leaves for the original tape's ``leaves``."""
+        vectors = tuple(jnp.ravel(leaves[j])[index] for j, index in self.reads)
+        rest = tuple(
+            x if j in self.direct else jax.lax.stop_gradient(x) for j, x in enumerate(leaves)
+        )
+        return vectors + rest
+
+
+def per_parameter(lifted: Lifted, leaves: tuple) -> PerParameter:
+    """``lifted`` with every real scalar gate parameter read from a per-parameter vector.
+
+    Args:
+        lifted: the lifted tape.
+        leaves: the original tape's leaves (shapes and dtypes decide what is a real scalar).
+    """
+    elements: dict[int, list[int]] = {}  # original leaf -> flat elements, one per gate parameter
+    direct = set(range(lifted.n_op_leaves, len(leaves)))
+    staged: list[tuple] = []
+    for src in lifted.sources:
+        if src[0] == "elem":
+            j, e = src[1], src[2]
+        elif src[0] == "leaf" and _real_scalar(leaves[src[1]]):
+            j, e = src[1], 0
+        else:
+            if src[0] == "leaf":
+                direct.add(src[1])
+            staged.append(src)
+            continue
+        read = elements.setdefault(j, [])
+        staged.append(("vector", j, len(read)))
+        read.append(e)
+    vector_of = {j: q for q, j in enumerate(elements)}
+    m = len(elements)
+    sources = tuple(
+        ("elem", vector_of[src[1]], src[2])
+        if src[0] == "vector"
+        else ("leaf", m + src[1])
+        if src[0] == "leaf"
+        else src
+        for src in staged
+    )
+    reads = tuple((j, np.asarray(e, dtype=np.int32)) for j, e in elements.items())
+    view = Lifted(lifted.tape, sources, m + lifted.n_op_leaves, lifted.post)
+    return PerParameter(view, reads, frozenset(direct))
+
+
+def _real_scalar(x) -> bool:
+    return jnp.ndim(x) == 0 and jnp.issubdtype(jnp.result_type(x), jnp.floating)
 
 
 def _freeze_const(value) -> Any:

@@ -52,6 +52,8 @@ def sharding_devices() -> list:
 def shard_rows(stacked: list, in_axes: list, keys: Any) -> tuple[list, Any]:
     """Pad the row axis of the stacked leaves (and keys) and shard it over the devices.
 
+    A stacked leaf may be a pytree of arrays with the row axis first.
+
     Returns the new stacked leaves and keys; callers slice the outputs back to the original
     number of rows.
     """
@@ -59,7 +61,7 @@ def shard_rows(stacked: list, in_axes: list, keys: Any) -> tuple[list, Any]:
     batched = [x for x, ax in zip(stacked, in_axes) if ax == 0]
     if not devices or not batched:
         return stacked, keys
-    n_rows = batched[0].shape[0]
+    n_rows = jax.tree.leaves(batched[0])[0].shape[0]
     n_dev = len(devices)
     pad = (-n_rows) % n_dev
     sharding = NamedSharding(Mesh(np.asarray(devices), ("rows",)), PartitionSpec("rows"))
@@ -69,7 +71,7 @@ def shard_rows(stacked: list, in_axes: list, keys: Any) -> tuple[list, Any]:
             x = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)])
         return jax.lax.with_sharding_constraint(x, sharding)
 
-    stacked = [prep(x) if ax == 0 else x for x, ax in zip(stacked, in_axes)]
+    stacked = [jax.tree.map(prep, x) if ax == 0 else x for x, ax in zip(stacked, in_axes)]
     if keys is not None:
         keys = prep(keys)
     return stacked, keys
@@ -112,7 +114,7 @@ def state_size(leaves, raw) -> int:
 def map_rows(f: Fn, stacked: list, in_axes: list, keys, key_axis, bytes_per_row: int):
     """``vmap(f)`` over the rows, evaluated chunk by chunk (``lax.map`` with ``batch_size``)."""
     batched = [j for j, ax in enumerate(in_axes) if ax == 0]
-    n_rows = stacked[batched[0]].shape[0]
+    n_rows = jax.tree.leaves(stacked[batched[0]])[0].shape[0]
     chunk = max(1, CHUNK_BYTES // max(bytes_per_row, 1))
     if chunk >= n_rows or sharding_devices():
         return jax.vmap(f, in_axes=(tuple(in_axes), key_axis))(tuple(stacked), keys)

@@ -88,13 +88,20 @@ def _one_off(tapes) -> bool:
     return not (get_jax_interface_name(tapes) == "jax-jit" or inside_staging_trace())
 
 
-def _reusable(tapes, diff_method, config, wire_order) -> bool:
-    """Concrete values (the compiled copy runs, not op by op) and a program built earlier."""
-    params = [p for t in tapes for p in t.get_parameters(trainable_only=False)]
+def _reusable(tapes, diff_method, config, wire_order, lifted=None) -> bool:
+    """Concrete values (the compiled copy runs, not op by op) and a program built earlier.
+
+    ``lifted``: per tape, (original tape, ``_lift.Lifted``), as ``XLAPlan.lifted``.
+    """
+    originals = tapes if lifted is None else [t for t, _ in lifted]
+    params = [p for t in originals for p in t.get_parameters(trainable_only=False)]
     if any(isinstance(p, jax.core.Tracer) for p in params):
         return False
     kwargs = dict(config.gradient_keyword_arguments)
-    return all(has_program(t, diff_method, kwargs, wire_order) for t in tapes)
+    per_tape = [None] * len(tapes) if lifted is None else list(lifted)
+    return all(
+        has_program(t, diff_method, kwargs, wire_order, lift) for t, lift in zip(tapes, per_tape)
+    )
 
 
 def log_refusal(reason: str) -> None:
@@ -158,11 +165,11 @@ class XLAPlan:
         )
 
 
-def select_xla(tapes, device, config, iface: str, executor: str) -> XLAPlan | None:
+def select_xla(tapes, device, config, iface: str, executor: str, lifted=None) -> XLAPlan | None:
     """A plan running ``tapes`` on the XLA executor, or ``None`` to use the device executor.
 
     ``tapes`` have been through the device's preprocessing (device wires filled in and
-    checked), as in ``run_on_xla``.
+    checked), as in ``run_on_xla``; ``lifted`` as ``XLAPlan.lifted``.
 
     ``executor="auto"`` selects XLA for default.qubit under ``jit`` (analytic, or finite shots
     with a JAX PRNG key); ``"xla"`` selects it wherever it can run; ``"device"`` never. Every
@@ -208,7 +215,7 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> XLAPlan | No
     if (
         executor == "auto"
         and _one_off(tapes)
-        and not _reusable(tapes, diff_method, config, wire_order)
+        and not _reusable(tapes, diff_method, config, wire_order, lifted)
     ):
         refuse(
             "an eager call (concrete values outside jit): the device runs it at once, where "
@@ -224,6 +231,7 @@ def select_xla(tapes, device, config, iface: str, executor: str) -> XLAPlan | No
         gradient_kwargs=dict(config.gradient_keyword_arguments),
         wire_order=wire_order,
         prng_key=key,
+        lifted=lifted,
     )
 
 
@@ -262,18 +270,16 @@ def run_on_xla(tapes, device, config, iface: str, executor: str):
         def post(results):
             return tuple(lift.post((r,))[0] for (_, lift), r in zip(lifted, results))
 
-    plan = select_xla(xla_tapes, device, config, iface, executor)
+    plan = select_xla(xla_tapes, device, config, iface, executor, lifted)
     if plan is None:
         return None
-    if lifted is not None:
-        plan = dataclasses.replace(plan, lifted=lifted)
     log_entry(iface, "traced", "xla", len(xla_tapes))
     return post(plan.run())
 
 
-# Diff methods whose rules read whole template leaves; the shift rules shift gate parameters
-# one by one, so their tapes are decomposed with traced weights as PennyLane does.
-_LIFT_METHODS = (None, "backprop", "adjoint")
+# Diff methods whose programs read whole template leaves (the shift rules through
+# ``_lift.per_parameter``).
+_LIFT_METHODS = (None, "backprop", "adjoint", "parameter-shift", "finite-diff", "spsa")
 
 
 def _lifted(tapes, pipeline, config) -> tuple | None:

@@ -163,23 +163,24 @@ class TapeProgram:
         return as_complex(vec).reshape(2**n)
 
     def final_state(self, leaves: tuple, elementwise: bool = False) -> Array:
-        """The state after every gate (``elementwise``: see ``apply_gate``).
+        """The state after every gate.
 
         Compact regions (``_compact.py``) run as loops over layers; other gates one by one.
+        ``elementwise`` (a shift rule's rows, vmapped): kernels that are faster over a batch of
+        states (``apply_gate``'s elementwise one-qubit kernels, ``apply_slab(unrolled=True)``).
         """
         state = self.initial_state(leaves)
         values = self.gate_values(leaves)
         source = self.param_source(leaves)
         gates = [g for g, _, _ in self.gates]
         for item in self.plan:
-            if isinstance(item, Region) and not elementwise:
-                state = run_region(state, item, region_matrices(item, gates, values))
+            if isinstance(item, Region):
+                mats = region_matrices(item, gates, values)
+                state = run_region(state, item, mats, unrolled=elementwise)
                 continue
-            # ``elementwise`` (shift-rule rows) asks for the fused one-qubit kernels.
-            for i in item.gate_ids if isinstance(item, Region) else (item,):
-                state = apply_gate(
-                    state, gates[i], source.params(i), value=values[i], elementwise=elementwise
-                )
+            state = apply_gate(
+                state, gates[item], source.params(item), value=values[item], elementwise=elementwise
+            )
         return state
 
     def param_source(self, leaves: tuple) -> ParamSource:
