@@ -15,11 +15,13 @@ re-traced -- reuse it. ``xla_unsupported_reason`` says, before anything runs, wh
 tape can run here; the caller falls back to the device otherwise.
 
 Modules, each named for what it decides: ``_gates`` (the gate catalogue), ``_kernels``
-(applying gates to a state vector), ``_compact`` (layers of gates as one loop), ``_measure`` (analytic measurements), ``_sample`` (finite
-shots), ``_simulate`` (tape -> program), ``_derivatives`` (which rule) with ``_shift`` (shift
-rules), ``_adjoint`` (the adjoint sweep) and ``_jvp_parts`` (what they share), ``_rows`` (shift
-rows in chunks and over devices), ``_support`` (can it run this tape), ``_select`` (does it
-take this call); the program cache and ``xla_execute`` are here.
+(applying gates to a state vector), ``_compact`` (layers of gates as one loop), ``_cone`` (the
+gates an expectation value sees), ``_lift`` (templates kept whole), ``_measure`` (analytic
+measurements), ``_sample`` (finite shots), ``_simulate`` (tape -> program), ``_derivatives``
+(which rule) with ``_shift`` (shift rules), ``_adjoint`` (the adjoint sweep) and ``_jvp_parts``
+(what they share), ``_rows`` (shift rows in chunks and over devices), ``_support`` (can it run
+this tape), ``_select`` (does it take this call); the program cache and ``xla_execute`` are
+here.
 
 Examples:
     >>> import jax, pennylane as qml
@@ -47,6 +49,7 @@ import pennylane as qml
 from ... import _caches
 from ..._dtypes import x64_enabled
 from ._compact import compact_enabled, set_compact
+from ._cone import light_cone_enabled, set_light_cone
 from ._derivatives import make_fn
 from ._lift import per_parameter
 from ._rows import set_sharding
@@ -61,6 +64,7 @@ __all__ = [
     "execute_checked",
     "has_program",
     "set_compact",
+    "set_light_cone",
     "set_sharding",
     "xla_execute",
     "xla_unsupported_reason",
@@ -122,6 +126,7 @@ def _structure_key(tape, leaves, diff_method, kwargs, wire_order) -> Any:
             None if wire_order is None else tuple(wire_order),
             x64_enabled(),
             compact_enabled(),
+            light_cone_enabled(),
         )
         hash(key)
         return key

@@ -129,7 +129,8 @@ def make_adjoint_fn(program: TapeProgram) -> Fn:
             tan = vals[0] if len(program.measurements) == 1 else tuple(vals)
         else:
             out = raw(leaves, key)
-        tan = add_tangents(tan, autodiff_rest(raw, leaves, key, t_leaves, set(active)))
+        handled = set(active) | program.unread  # outside the light cone: exact zeros
+        tan = add_tangents(tan, autodiff_rest(raw, leaves, key, t_leaves, handled))
         return out, tangent_out(out, tan)
 
     f.defjvp(f_jvp, symbolic_zeros=True)

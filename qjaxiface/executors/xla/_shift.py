@@ -76,6 +76,7 @@ def shifted_rows_jvp(
     tangents: tuple,
     units: Units,
     spsa: dict | None = None,
+    unread: frozenset[int] = frozenset(),
 ):
     """The tangent of ``f`` by shifted evaluations.
 
@@ -91,6 +92,7 @@ def shifted_rows_jvp(
         units: leaf index -> per flattened element, the recipe ``[[c, a, s], ...]`` (term
             ``c f(a θ + s)``) of that parameter, or None where plain JAX differentiates it.
         spsa: ``{"directions": (D, U) array}`` for simultaneous perturbation, else None.
+        unread: leaves no gate reads (outside the light cone): their tangents contribute zero.
 
     Returns:
         (primal output, tangent output)
@@ -136,7 +138,7 @@ def shifted_rows_jvp(
             b = jnp.dot(jnp.asarray(plan.base_weight), t_vec)
             tan = add_tangents(tan, jax.tree.map(lambda x: b.astype(x.dtype) * x, out))
     rest_tangents, handled = plan.unhandled(tangents)
-    tan = add_tangents(tan, autodiff_rest(raw, leaves, key, rest_tangents, handled))
+    tan = add_tangents(tan, autodiff_rest(raw, leaves, key, rest_tangents, handled | unread))
     if sharded:
         out, tan = replicate_over_rows_mesh((out, tan))
     return out, tangent_out(out, tan)
@@ -157,7 +159,7 @@ class _RowPlan:
         self.unit_elem: list[int] = []
         for j in active:
             for e, recipe in enumerate(units[j]):
-                if recipe is not None:
+                if recipe is not None and len(recipe):  # empty: read by no gate, zero
                     self.unit_leaf.append(j)
                     self.unit_elem.append(e)
         self.n_units = n_units = len(self.unit_leaf)
@@ -254,6 +256,9 @@ class _RowPlan:
 # each gate a pass over main memory.
 
 
+_NO_TERMS = np.zeros((0, 3))
+
+
 def _shiftable(leaf, n_recipes: int) -> bool:
     return jnp.issubdtype(jnp.result_type(leaf), jnp.floating) and jnp.size(leaf) == n_recipes
 
@@ -269,19 +274,20 @@ def _units(program: TapeProgram, recipe: np.ndarray | None) -> Units:
     if program.sources is None:
         if recipe is None:
             return {j: [shift_recipe(op, k)] for j, (op, k) in leaf_owner(program).items()}
-        return {j: [recipe] for j in range(n)}
-    vectors: dict[int, dict[int, np.ndarray | None]] = {}
+        return {j: [recipe] for j in range(n) if j not in program.unread}
+    sizes: dict[int, int] = {}
+    for src in program.sources:
+        if src[0] == "elem":
+            sizes[src[1]] = sizes.get(src[1], 0) + 1  # per-parameter vectors: one read each
+    # Elements no gate reads (outside the light cone) get an empty recipe: an exact zero.
+    units: Units = {q: [_NO_TERMS] * size for q, size in sizes.items()}
     for _, sl, op in program.gates:
         for k, pos in enumerate(range(sl.start, sl.stop)):
             src = program.sources[pos]
             if src[0] == "elem":
-                rule = shift_recipe(op, k) if recipe is None else recipe
-                vectors.setdefault(src[1], {})[src[2]] = rule
-    units: Units = {
-        q: [by_elem.get(e) for e in range(len(by_elem))] for q, by_elem in vectors.items()
-    }
+                units[src[1]][src[2]] = shift_recipe(op, k) if recipe is None else recipe
     if recipe is not None:  # finite differences also for the other scalar leaves (observables)
-        units.update({j: [recipe] for j in range(len(vectors), n)})
+        units.update({j: [recipe] for j in range(len(sizes), n) if j not in program.unread})
     return units
 
 
@@ -330,7 +336,9 @@ def make_shift_fn(program: TapeProgram, diff_method: str, kwargs: dict) -> Fn:
                 if not rows_rule:
                     rows_rule.append(rule_for(rows_fn, rows_fn))
                 rows_f = rows_rule[0]
-            return shifted_rows_jvp(f, rows_f, fn, leaves, key, t_leaves, units, spsa_now)
+            return shifted_rows_jvp(
+                f, rows_f, fn, leaves, key, t_leaves, units, spsa_now, program.unread
+            )
 
         f.defjvp(f_jvp, symbolic_zeros=True)
         return f

@@ -28,6 +28,7 @@ from pennylane.measurements import (
 from ..._dtypes import complex_dtype, real_dtype
 from ._batching import broadcast_leaves
 from ._compact import Region, plan_regions, region_matrices, run_region
+from ._cone import light_cone
 from ._gates import STATE_PREPS, Gate, GateValues, ParamSource, as_complex, compile_gate
 from ._kernels import apply_gate
 from ._measure import (
@@ -117,6 +118,9 @@ class TapeProgram:
         ``compact=False``: every gate is a kernel of its own (no ``_compact`` regions)."""
         self.sources = None if lifted is None else lifted.sources
         self.order = internal_wire_order(tape, wire_order)
+        cone = light_cone(tape)
+        if cone is not None:  # only the wires the measured observables can see (``_cone.py``)
+            self.order = [w for w in self.order if w in cone[1]]
         self.axis_of = {w: i for i, w in enumerate(self.order)}
         self.n_wires = len(self.order)
         self.prep = None
@@ -127,16 +131,19 @@ class TapeProgram:
             n = len(op.data)
             sl = slice(start, start + n)
             self.batched += broadcast_leaves(op)
+            start += n
+            if cone is not None and i not in cone[0]:
+                continue  # outside the light cone: cancels in the expectation value
             if op.name in STATE_PREPS and i == 0:
                 self.prep = (op, sl)
             else:
                 self.gates.append((compile_gate(op, self.axis_of), sl, op))
-            start += n
         gates = [g for g, _, _ in self.gates]
         self.plan = plan_regions(gates, self.n_wires) if compact else list(range(len(gates)))
         if lifted is not None:
             start = lifted.n_op_leaves  # measurements read the lifted tape's own leaves
             self.batched = [False] * start
+        n_op_leaves = start
         self.measurements = []
         for mp in tape.measurements:
             m = _Measurement(mp, self.axis_of, self.order, start)
@@ -144,6 +151,11 @@ class TapeProgram:
             self.measurements.append(m)
             start = m.slice.stop
         self.n_leaves = start
+        read = set().union(*(self.reads(i) for i in range(len(self.gates))))
+        if self.prep is not None:
+            read.update(self._reads_slice(self.prep[1]))
+        # Parameters of gates outside the light cone: their derivative is an exact zero.
+        self.unread = frozenset(range(n_op_leaves)) - read
         self.batch_size = tape.batch_size
         shots = tape.shots
         self.shot_vector = list(shots) if shots else None
@@ -196,7 +208,9 @@ class TapeProgram:
 
     def reads(self, i: int) -> frozenset[int]:
         """The leaves gate ``i`` reads."""
-        sl = self.gates[i][1]
+        return self._reads_slice(self.gates[i][1])
+
+    def _reads_slice(self, sl: slice) -> frozenset[int]:
         if self.sources is None:
             return frozenset(range(sl.start, sl.stop))
         return frozenset(
