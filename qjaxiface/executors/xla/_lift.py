@@ -31,6 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
+from ._jvp_parts import real_scalar
+
 _SYMBOLIC = (qml.ops.op_math.SymbolicOp, qml.ops.op_math.CompositeOp)
 _SPAN = 2**24  # tags of leaf j: (j + 1) * _SPAN + e + offset, exact in float64
 _OFFSETS = (0.5, 2**23 + 0.25)  # two runs: integer and fractional parts both differ
@@ -105,7 +107,7 @@ def per_parameter(lifted: Lifted, leaves: tuple) -> PerParameter:
     for src in lifted.sources:
         if src[0] == "elem":
             j, e = src[1], src[2]
-        elif src[0] == "leaf" and _real_scalar(leaves[src[1]]):
+        elif src[0] == "leaf" and real_scalar(leaves[src[1]]):
             j, e = src[1], 0
         else:
             if src[0] == "leaf":
@@ -128,10 +130,6 @@ def per_parameter(lifted: Lifted, leaves: tuple) -> PerParameter:
     reads = tuple((j, np.asarray(e, dtype=np.int32)) for j, e in elements.items())
     view = Lifted(lifted.tape, sources, m + lifted.n_op_leaves, lifted.post)
     return PerParameter(view, reads, frozenset(direct))
-
-
-def _real_scalar(x) -> bool:
-    return jnp.ndim(x) == 0 and jnp.issubdtype(jnp.result_type(x), jnp.floating)
 
 
 def _freeze_const(value) -> Any:

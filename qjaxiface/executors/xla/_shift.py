@@ -107,7 +107,8 @@ def shifted_rows_jvp(
         x_vec = plan.gather(leaves)
         stacked: list = list(leaves)
         in_axes: list[int | None] = [None] * len(leaves)
-        for j in active:
+        shifted = list(dict.fromkeys(plan.unit_leaf))  # leaves with at least one unit
+        for j in shifted:
             stacked[j], in_axes[j] = plan.rows_of_leaf(j, leaves[j], x_vec), 0
         n_rows = plan.n_rows
         if key is not None:
@@ -117,7 +118,7 @@ def shifted_rows_jvp(
             keys, key_axis = None, None
         stacked, keys = shard_rows(stacked, in_axes, keys)
         sharded = bool(sharding_devices())
-        placed = [j for j in active if plan.spsa is None and jnp.ndim(leaves[j]) > 0]
+        placed = [j for j in shifted if plan.spsa is None and jnp.ndim(leaves[j]) > 0]
 
         def on_row(row_leaves, row_key):
             # A vector leaf's row arrives as (element, value): the shifted copy is made here,
