@@ -8,9 +8,10 @@ compiled once whatever its depth:
 
 * a **slab**: one 2x2 matrix per wire, the product of the one-qubit gates the wire gets before
   the next network (the identity where none), computed from the traced parameters. An inner
-  ``lax.scan`` over the wires applies each matrix to the most significant wire and writes that
-  wire back as the least significant one (one fused pass: read two halves, write interleaved);
-  after ``n`` steps the wire order is the original again.
+  ``lax.scan`` over groups of wires (one wire per step; ``GROUP`` on large states) applies the
+  matrices to the most significant wires and writes them back as the least significant ones
+  (one fused pass: read the halves, write interleaved); after all steps the wire order is the
+  original again.
 * a **network** of CNOTs and SWAPs: a permutation of the basis states that is linear over GF(2)
   in the index bits, so ``src(j) = hi[j >> h] ^ lo[j & (2**h - 1)]`` with two small tables per
   layer. The tables are *data* of the loop, not structure, so layers whose networks differ
@@ -22,10 +23,10 @@ kept compact when it has at least ``MIN_LAYERS`` layers and its slabs are at lea
 otherwise its gates stay unrolled, where a sparse layer would cost a pass per empty wire.
 
 backprop differentiates the scans and the adjoint rule (``_adjoint.py``) sweeps them backwards
-with ``adjoint_region``. The shift rules' programs stay unrolled: ``vmap``-ed over shifted rows,
-the regions' gathers ran 2x slower than the rows' fused one-qubit kernels. With templates kept whole (``_lift.py``) the
-slab tables are built from a few gathers of the weight arrays, so neither the program nor its
-trace grows with the number of layers.
+with ``adjoint_region``. The shift rules' rows run the same regions with a layer's wires
+unrolled (``apply_slab(unrolled=True)``: static shapes XLA fuses, faster ``vmap``-ed over
+rows). With templates kept whole (``_lift.py``) the slab tables are built from a few gathers
+of the weight arrays, so neither the program nor its trace grows with the number of layers.
 """
 
 from __future__ import annotations
@@ -232,14 +233,60 @@ def _matmul(a: Array, b: Array) -> Array:
 # --------------------------------------------------------------------------- kernels
 
 
+# Wires per pass of a slab. One pass applies the k wires' 2x2 matrices in registers (XLA fuses
+# the nested slices and stacks into one loop) and writes them back as the lowest wires. Measured
+# at n=22, complex128, 2-core CPU, time per wire: k=1 11-15 ms, k=2 7-9.5 ms, k=3 5.5 ms; the
+# cost per output element grows as 2**(k+1) - 2 multiply-adds (recomputed halves), so k=3 is
+# where fewer passes stop paying. Small states sit in cache, where passes are cheap and the
+# bigger body only costs compile time (n=12: first call of jit(grad) 1.5-2.8x slower with k=3):
+# they keep one wire per pass.
+GROUP = 3
+GROUP_FROM_WIRES = 14
+
+
+def group_size(n: int) -> int:
+    """Wires per slab pass for an n-wire state."""
+    return GROUP if n >= GROUP_FROM_WIRES else 1
+
+
+def _groups(n: int) -> tuple[int, int, int]:
+    """(wires per pass, number of full passes, wires of the last, smaller pass)."""
+    k = group_size(n)
+    return k, n // k, n % k
+
+
+def _rotate_in(v: Array, mats: Array) -> Array:
+    """Apply ``mats[i]`` to axis ``i`` of ``v`` ``(2,)*k + (rest,)``; the result is
+    ``(rest,) + (2,)*k``: the k wires move from most to least significant, order kept."""
+    if mats.shape[0] == 0:
+        return v
+    m = mats[0]
+    halves = (m[0, 0] * v[0] + m[0, 1] * v[1], m[1, 0] * v[0] + m[1, 1] * v[1])
+    return jnp.stack([_rotate_in(h, mats[1:]) for h in halves], axis=1)
+
+
+def _group_step(state: Array, mats: Array) -> Array:
+    """Apply ``mats`` ``(k, 2, 2)`` to the k most significant wires of a flat state and write
+    them back as the k least significant ones: one pass over the state."""
+    k = mats.shape[0]
+    return _rotate_in(state.reshape((2,) * k + (-1,)), mats).reshape(-1)
+
+
+# Under reverse-mode AD (backprop) a pass keeps only its input state: without the checkpoint
+# every level of the nested halves was a residual, and backprop at n=20, 20 layers took 14.5 GB
+# (7.5 GB with one pass per wire) and ran 1.5x slower.
+_saving_input = jax.checkpoint(_group_step)
+
+
 def apply_slab(state: Array, mats: Array, unrolled: bool = False) -> Array:
     """Apply ``mats[w]`` (``(n, 2, 2)``) to wire ``w`` of a flat ``2**n`` state, for every w.
 
-    A ``lax.scan`` over the wires: apply on the top wire and write it back as the lowest, so
-    one body serves every wire and n steps restore the order. ``unrolled``: n static-shape
-    passes instead, which XLA fuses: 3x faster vmapped over a shift rule's rows and 1.6x on one
-    state (n=12, 2-core CPU), but under reverse-mode AD the n passes and their residuals made
-    the first call of ``jit(grad)`` 3x slower, so only the shift rules' rows use it.
+    A ``lax.scan`` over groups of ``GROUP`` wires: apply on the top wires and write them back as
+    the lowest, so one body serves every group and the passes restore the order. ``unrolled``:
+    one static-shape pass per wire instead, which XLA fuses: 3x faster vmapped over a shift
+    rule's rows and 1.6x on one state (n=12, 2-core CPU), but under reverse-mode AD the passes
+    and their residuals made the first call of ``jit(grad)`` 3x slower, so only the shift rules'
+    rows use it.
     """
     if unrolled:
         for w in range(mats.shape[0]):
@@ -248,14 +295,14 @@ def apply_slab(state: Array, mats: Array, unrolled: bool = False) -> Array:
             m = mats[w]
             state = jnp.stack([m[0, 0] * s0 + m[0, 1] * s1, m[1, 0] * s0 + m[1, 1] * s1], axis=1)
         return state.reshape(-1)
-
-    def step(s, m):
-        half = s.shape[0] // 2
-        s0, s1 = s[:half], s[half:]
-        out = jnp.stack([m[0, 0] * s0 + m[0, 1] * s1, m[1, 0] * s0 + m[1, 1] * s1], axis=-1)
-        return out.reshape(-1), None
-
-    return jax.lax.scan(step, state, mats)[0]
+    k, full, last = _groups(mats.shape[0])
+    step = _saving_input if k > 1 else _group_step
+    if full:
+        grouped = mats[: full * k].reshape(full, k, 2, 2)
+        state = jax.lax.scan(lambda s, m: (step(s, m), None), state, grouped)[0]
+    if last:
+        state = step(state, mats[full * k :])
+    return state
 
 
 def permute(state: Array, hi: Array, lo: Array) -> Array:
@@ -300,31 +347,60 @@ def adjoint_region(
     ``ket`` is the state after the region and ``bras`` ``(m, 2**n)`` the observables' bras
     there, carried conjugated (as ``_adjoint.py`` does: un-applying ``U`` from ``conj(bra)`` is
     applying ``U^T``). The transition matrices ``(m, layers, n, 2, 2)`` hold, for each slab
-    slot, ``T[j, i] = Σ_rest ket_before[j, rest] conj(bra_after[i, rest])`` on its wire, so
-    the derivative of ``<bra|ket>`` through the slot's matrix ``M`` is ``tr(dM T)``.
+    slot, the ``T`` with ``d<bra|ket> = tr(dM T)`` through the slot's matrix ``M``.
+
+    A slab's matrices act on different wires and commute, so it is un-done with the forward
+    kernel (``_group_step`` with ``M^†``), groups in forward order: the same fast passes as the
+    forward (the reverse wire rotation ran 1.6x slower, n=20). Before a group's pass, one
+    ``2**k x 2**k`` block ``B[J, I] = Σ_rest ket[J, rest] conj(bra[I, rest])`` is taken on its
+    wires; see ``_wire_transitions``.
     """
     inv_hi, inv_lo = (jnp.asarray(t) for t in inverse_tables(region))
-
-    def unapply(m, pairs):
-        # pairs[..., r, b]: the wire is the last axis; it comes back as the first (most
-        # significant) one, which undoes one step of ``apply_slab`` when ``m = U^†``.
-        s0, s1 = pairs[..., 0], pairs[..., 1]
-        return jnp.concatenate([m[0, 0] * s0 + m[0, 1] * s1, m[1, 0] * s0 + m[1, 1] * s1], axis=-1)
+    size, full, last = _groups(mats.shape[1])
 
     def unstep(carry, m):
         ket, bras = carry
-        ket = unapply(jnp.conj(m).T, ket.reshape(-1, 2))
-        pairs = bras.reshape(bras.shape[0], -1, 2)
-        trans = jnp.einsum("jr,mri->mji", ket.reshape(2, -1), pairs)
-        return (ket, unapply(m.T, pairs)), trans
+        k = m.shape[0]
+        block = jnp.einsum(
+            "jr,mir->mji", ket.reshape(2**k, -1), bras.reshape(bras.shape[0], 2**k, -1)
+        )
+        ket = _group_step(ket, jnp.conj(jnp.swapaxes(m, 1, 2)))
+        bras = jax.vmap(lambda b: _group_step(b, jnp.swapaxes(m, 1, 2)))(bras)
+        return (ket, bras), _wire_transitions(block, m)
 
     def unlayer(carry, x):
         m, h, low = x
         ket, bras = carry
-        ket = permute(ket, h, low)
-        bras = jax.vmap(lambda b: permute(b, h, low))(bras)
-        carry, trans = jax.lax.scan(unstep, (ket, bras), m, reverse=True)
-        return carry, jnp.swapaxes(trans, 0, 1)
+        carry = (permute(ket, h, low), jax.vmap(lambda b: permute(b, h, low))(bras))
+        parts = []
+        if full:
+            grouped = m[: full * size].reshape(full, size, 2, 2)
+            carry, t = jax.lax.scan(unstep, carry, grouped)
+            parts.append(jnp.moveaxis(t, 0, 1).reshape(t.shape[1], full * size, 2, 2))
+        if last:
+            carry, t = unstep(carry, m[full * size :])
+            parts.append(t)
+        return carry, parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
 
     (ket, bras), trans = jax.lax.scan(unlayer, (ket, bras), (mats, inv_hi, inv_lo), reverse=True)
     return ket, bras, jnp.moveaxis(trans, 1, 0)
+
+
+def _wire_transitions(block: Array, mats: Array) -> Array:
+    """``(m, k, 2, 2)`` per-wire transition matrices from a group's ``(m, 2**k, 2**k)`` block.
+
+    ``block`` is taken *after* the group (``K = M_0 ⊗ ... ⊗ M_{k-1}``); before it the ket is
+    ``K^† ket``, so the block there is ``K^† B``, and the derivative through ``M_l`` with the
+    other matrices fixed has ``T_l = Σ_{p≠l} Π M_p[i_p, j_p] (K^† B)[J, I]``. The unitaries of
+    the other wires cancel (``M_p M_p^† = 1``), leaving ``T_l = M_l^† Tr_{p≠l}(B)``.
+    """
+    k = mats.shape[0]
+    js, is_ = "abcdefgh"[:k], "pqrstuvw"[:k]
+    t = block.reshape((block.shape[0],) + (2,) * (2 * k))
+    out = []
+    for wire in range(k):
+        # The partial trace: the other wires' row and column letters are the same.
+        cols = "".join(is_[p] if p == wire else js[p] for p in range(k))
+        traced = jnp.einsum(f"m{js}{cols}->m{js[wire]}{is_[wire]}", t)
+        out.append(jnp.einsum("ab,mbc->mac", jnp.conj(mats[wire]).T, traced))
+    return jnp.stack(out, axis=1)

@@ -9,10 +9,18 @@ import pennylane as qml
 import pytest
 from xla_test_helpers import DEV, assert_tree_close, preprocess
 
-from qjaxiface.executors.xla import set_compact, xla_execute
-from qjaxiface.executors.xla._compact import Region, permute, plan_regions
+from qjaxiface import clear_caches
+from qjaxiface.executors.xla import _compact, set_compact, xla_execute
+from qjaxiface.executors.xla._compact import (
+    Region,
+    adjoint_region,
+    apply_slab,
+    permute,
+    plan_regions,
+    run_region,
+)
 from qjaxiface.executors.xla._gates import compile_gate
-from qjaxiface.executors.xla._kernels import apply_gate
+from qjaxiface.executors.xla._kernels import apply_gate, apply_matrix_on
 from qjaxiface.executors.xla._simulate import TapeProgram
 
 ONE_QUBIT = [
@@ -59,6 +67,20 @@ def _tape(params, n, layers, seed, measurements, breaker=False):
 
 def _regions(tape) -> list:
     return [x for x in TapeProgram(tape).plan if isinstance(x, Region)]
+
+
+@pytest.fixture(params=["per-wire", "grouped"])
+def passes(request, monkeypatch):
+    """Run a test with one wire per slab pass and with ``GROUP``-wire passes.
+
+    Small states use one wire per pass; ``grouped`` lowers the threshold so that these 2-7 wire
+    circuits take the grouped passes of large states (full groups and a remainder).
+    """
+    if request.param == "grouped":
+        monkeypatch.setattr(_compact, "GROUP_FROM_WIRES", 2)
+    clear_caches()
+    yield request.param
+    clear_caches()
 
 
 @pytest.fixture
@@ -122,6 +144,63 @@ def test_network_gather_equals_the_gates(seed):
     np.testing.assert_allclose(got, expected, atol=1e-15)
 
 
+def _unitaries(rng, shape) -> jnp.ndarray:
+    z = rng.normal(size=(*shape, 2, 2)) + 1j * rng.normal(size=(*shape, 2, 2))
+    return jnp.asarray(np.linalg.qr(z)[0])
+
+
+# Wire counts around the slab's group size: no full group, full groups only, and remainders.
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("unrolled_passes", [False, True])
+def test_apply_slab_applies_each_wire_its_matrix(n, unrolled_passes, passes):
+    rng = np.random.default_rng(n)
+    mats = _unitaries(rng, (n,))
+    state = jnp.asarray(rng.normal(size=2**n) + 1j * rng.normal(size=2**n))
+    expected = state
+    for w in range(n):
+        expected = apply_matrix_on(expected, mats[w], [w])
+    got = jax.jit(apply_slab, static_argnums=2)(state, mats, unrolled_passes)
+    np.testing.assert_allclose(got, expected, atol=1e-13)
+
+
+def _region_of(n: int, layers: int, rng) -> Region:
+    gates = []
+    for _ in range(layers):
+        gates += [qml.RY(0.2, w) for w in range(n)]
+        for _ in range(n):
+            a, b = (int(x) for x in rng.choice(n, size=2, replace=False))
+            gates.append(qml.CNOT([a, b]) if rng.random() < 0.6 else qml.SWAP([a, b]))
+    compiled = [compile_gate(op, {w: w for w in range(n)}) for op in gates]
+    (region,) = [x for x in plan_regions(compiled, n) if isinstance(x, Region)]
+    return region
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 6, 7])
+def test_adjoint_region_undoes_the_region_and_gives_its_derivative(n, passes):
+    """The sweep returns the states before the region, and ``Σ tr(dM T)`` is the JVP of
+    ``<b|U(M)|ket>`` for every slab matrix (checked against ``jax.jvp`` of ``run_region``)."""
+    rng = np.random.default_rng(10 + n)
+    region = _region_of(n, 3, rng)
+    mats = _unitaries(rng, (3, n))
+    d_mats = jnp.asarray(rng.normal(size=(3, n, 2, 2)) + 1j * rng.normal(size=(3, n, 2, 2)))
+    ket0 = jnp.asarray(rng.normal(size=2**n) + 1j * rng.normal(size=2**n))
+    b = jnp.asarray(rng.normal(size=(2, 2**n)) + 1j * rng.normal(size=(2, 2**n)))
+
+    def overlaps(m):
+        return jnp.conj(b) @ run_region(ket0, region, m)
+
+    _, expected = jax.jvp(overlaps, (mats,), (d_mats,))
+    ket = run_region(ket0, region, mats)
+    sweep = jax.jit(lambda k, bs, m: adjoint_region(k, bs, region, m))
+    before, bras, trans = sweep(ket, jnp.conj(b), mats)
+    np.testing.assert_allclose(before, ket0, atol=1e-12)
+    assert trans.shape == (2, 3, n, 2, 2)
+    got = jnp.einsum("lwab,mlwba->m", d_mats, trans)
+    np.testing.assert_allclose(got, expected, atol=1e-11)
+    # The bras come back as <b|U: overlaps with the initial ket are unchanged.
+    np.testing.assert_allclose(bras @ ket0, overlaps(mats), atol=1e-11)
+
+
 MEASUREMENTS = [
     [qml.expval(qml.Z(0) @ qml.X(2))],
     [qml.expval(qml.Z(1)), qml.var(qml.X(0)), qml.probs(wires=[2, 0])],
@@ -158,7 +237,7 @@ def _grad_fn(diff_method, measurements, breaker, via):
 
 @pytest.mark.parametrize("breaker", [False, True])
 @pytest.mark.parametrize("diff_method", ["backprop", "adjoint", "parameter-shift"])
-def test_jacobians_equal_default_qubit(diff_method, breaker):
+def test_jacobians_equal_default_qubit(diff_method, breaker, passes):
     measurements = [qml.expval(qml.Z(1)), qml.expval(qml.Y(0) @ qml.Z(3))]
     params = jnp.asarray(np.random.default_rng(6).uniform(-np.pi, np.pi, N_PARAMS))
     got = jax.jit(jax.jacobian(_grad_fn(diff_method, measurements, breaker, "xla")))(params)
@@ -167,7 +246,7 @@ def test_jacobians_equal_default_qubit(diff_method, breaker):
 
 
 @pytest.mark.parametrize("diff_method", ["backprop", "adjoint"])
-def test_forward_mode_and_hessian(diff_method):
+def test_forward_mode_and_hessian(diff_method, passes):
     measurements = [qml.expval(qml.Z(0))]
     params = jnp.asarray(np.random.default_rng(7).uniform(-np.pi, np.pi, N_PARAMS))
     f = _grad_fn(diff_method, measurements, False, "xla")
@@ -229,7 +308,7 @@ def _embedded_layers(diff_method):
 
 
 @pytest.mark.parametrize("diff_method", ["adjoint", "backprop", "parameter-shift"])
-def test_vmapped_jacobians_and_hessians_through_the_boundary(diff_method):
+def test_vmapped_jacobians_and_hessians_through_the_boundary(diff_method, passes):
     import qjaxiface
 
     w = jnp.asarray(np.random.default_rng(0).random((3, 4, 3)))
