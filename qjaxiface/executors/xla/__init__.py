@@ -47,7 +47,7 @@ import numpy as np
 import pennylane as qml
 
 from ... import _caches
-from ..._dtypes import x64_enabled
+from ..._dtypes import precision, set_precision, x64_enabled
 from ._compact import compact_enabled, set_compact
 from ._cone import light_cone_enabled, set_light_cone
 from ._derivatives import make_fn
@@ -65,6 +65,7 @@ __all__ = [
     "has_program",
     "set_compact",
     "set_light_cone",
+    "set_precision",
     "set_sharding",
     "xla_execute",
     "xla_unsupported_reason",
@@ -127,6 +128,7 @@ def _structure_key(tape, leaves, diff_method, kwargs, wire_order) -> Any:
             x64_enabled(),
             compact_enabled(),
             light_cone_enabled(),
+            precision(),
         )
         hash(key)
         return key

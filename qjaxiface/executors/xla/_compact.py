@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._dtypes import complex_dtype
+from ..._dtypes import state_dtype
 from ._gates import Gate, GateValues
 
 Array = Any
@@ -200,10 +200,10 @@ def _table(region: Region, gates: Sequence[Gate], values: GateValues) -> tuple[A
     """
     valued = [i for i in region.gate_ids if is_one_qubit(gates[i]) and gates[i].kind != "x"]
     blocks, row_of = values.blocks(valued)
-    eye = jnp.eye(2, dtype=complex_dtype())
-    parts = [eye[None], jnp.asarray([[[0, 1], [1, 0]]], complex_dtype())]
+    eye = jnp.eye(2, dtype=state_dtype())
+    parts = [eye[None], jnp.asarray([[[0, 1], [1, 0]]], state_dtype())]
     for block in blocks:
-        block = jnp.asarray(block, complex_dtype())
+        block = jnp.asarray(block, state_dtype())
         parts.append(block[..., :, None] * eye if block.ndim == 2 else block)  # diagonals
     remap = [_IDENTITY, _PAULI_X]
     for i in region.gate_ids:

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
-from ..._dtypes import complex_dtype
+from ..._dtypes import state_dtype
 
 Array = Any
 MatrixFn = Callable[[Sequence[Array]], Array]
@@ -70,7 +70,7 @@ class Gate:
 
 
 def as_complex(x):
-    return jnp.asarray(x, dtype=complex_dtype())
+    return jnp.asarray(x, dtype=state_dtype())
 
 
 def _mat2(a, b, c, d):
@@ -131,7 +131,7 @@ _PAULI2 = {"XX": _XX, "YY": _YY}
 def _ising(pauli2):
     def fn(p):
         c, s = jnp.cos(p[0] / 2), jnp.sin(p[0] / 2)
-        return as_complex(c) * jnp.eye(4, dtype=complex_dtype()) - 1j * as_complex(s) * as_complex(
+        return as_complex(c) * jnp.eye(4, dtype=state_dtype()) - 1j * as_complex(s) * as_complex(
             _PAULI2[pauli2]
         )
 
@@ -150,7 +150,7 @@ def _multirz_diag(k: int):
     signs = _parity_signs(k)
 
     def fn(p):
-        return jnp.exp(-0.5j * p[0] * signs).astype(complex_dtype())
+        return jnp.exp(-0.5j * p[0] * signs).astype(state_dtype())
 
     return fn
 

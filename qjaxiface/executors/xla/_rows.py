@@ -19,7 +19,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..._config import xla_sharding_allowed
-from ..._dtypes import complex_dtype
+from ..._dtypes import state_dtype
 
 Fn = Callable[[tuple, Any], Any]
 
@@ -108,7 +108,7 @@ def state_size(leaves, raw) -> int:
     """Bytes of one state vector of the program behind ``raw``."""
     program = getattr(getattr(raw, "func", raw), "__self__", None)  # a method, or a partial of one
     n = getattr(program, "n_wires", 10)
-    return (2**n) * complex_dtype().itemsize
+    return (2**n) * state_dtype().itemsize
 
 
 def map_rows(f: Fn, stacked: list, in_axes: list, keys, key_axis, bytes_per_row: int):

@@ -25,7 +25,7 @@ from pennylane.measurements import (
     VarianceMP,
 )
 
-from ..._dtypes import complex_dtype, real_dtype
+from ..._dtypes import complex_dtype, real_dtype, state_dtype
 from ._batching import broadcast_leaves
 from ._compact import Region, plan_regions, region_matrices, run_region
 from ._cone import light_cone
@@ -167,7 +167,7 @@ class TapeProgram:
         """|0...0>, or the state prepared by the first op."""
         n = self.n_wires
         if self.prep is None:
-            return jnp.zeros((2**n,), complex_dtype()).at[0].set(1.0)
+            return jnp.zeros((2**n,), state_dtype()).at[0].set(1.0)
         op, sl = self.prep
         params = self.param_source(leaves).at(sl)
         new = qml.ops.functions.bind_new_parameters(op, list(params))
@@ -238,10 +238,12 @@ class TapeProgram:
             else:
                 axes = m.axes
             return marginal_probs(state, axes).astype(real_dtype())
+        # In single precision (``set_precision``) the state is complex64; what leaves the
+        # program has the dtype default.qubit gives.
         if m.kind is StateMP:
-            return state_in_order(state, m.axes)
+            return state_in_order(state, m.axes).astype(complex_dtype())
         if m.kind is DensityMatrixMP:
-            return density_matrix(state, m.axes)
+            return density_matrix(state, m.axes).astype(complex_dtype())
         raise AssertionError(m.kind)
 
     def measure(self, state: Array, leaves: tuple, key=None, moments: bool = False) -> Any:
