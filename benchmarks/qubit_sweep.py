@@ -1,0 +1,365 @@
+"""Steady ``jit(grad)`` steps over qubit counts: qjaxiface's XLA executor against its peers.
+
+Every measurement runs in a fresh Python process; the tools alternate case by case, so a change
+in machine load hits all of them. The circuit is StronglyEntanglingLayers(n, L) with
+``expval(Z(0))``, x64:
+
+* **qjaxiface**: default.qubit through ``qjaxiface.install()``, ``jax.jit(jax.grad(qnode))``,
+  adjoint (also in single precision), backprop while it fits in memory, parameter-shift while
+  a step stays under ``--max-step`` seconds;
+* **lightning**: lightning.qubit adjoint through PennyLane's own JAX boundary (qjaxiface not
+  installed);
+* **Catalyst**: Catalyst 0.15 ``qjit(grad(qnode))`` on lightning.qubit adjoint, from its own
+  venv (it pins jax 0.7.1): ``--catalyst-python``;
+* **TensorCircuit-NG**: the same gates (Rot = RZ RY RZ, the CNOT ranges of the template) with
+  the jax backend and a cotengra hyper-optimized contraction of ``<psi|Z0|psi>``, from a venv
+  with ``tensorcircuit-ng`` and ``cotengra``: ``--tc-python``.
+
+::
+
+    python benchmarks/qubit_sweep.py --catalyst-python /tmp/cat/bin/python \\
+        --tc-python /tmp/tc/bin/python --docs docs/benchmarks.md
+
+A tool is skipped at a size where its step, extrapolated from the previous size (x2 per qubit),
+would exceed ``--max-step`` seconds, or its peak memory would exceed ``--max-gb``. ``--docs``
+replaces the "Qubit sweep" section of a Markdown page and writes docs/img/qubit_sweep.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import time
+from pathlib import Path
+
+SECTION = "## Qubit sweep: steady steps against lightning.qubit, Catalyst and TensorCircuit-NG"
+# (tool, method, precision): the columns of the table, in order.
+COLUMNS = (
+    ("qjaxiface", "adjoint", "double"),
+    ("qjaxiface", "adjoint", "single"),
+    ("qjaxiface", "backprop", "double"),
+    ("qjaxiface", "parameter-shift", "double"),
+    ("lightning", "adjoint", "double"),
+    ("catalyst", "adjoint", "double"),
+    ("tcng", "backprop", "double"),
+)
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _weights(n: int, layers: int):
+    import jax.numpy as jnp
+    import numpy as np
+
+    return jnp.asarray(np.random.default_rng(0).uniform(0, 2 * np.pi, (layers, n, 3)))
+
+
+def _time(step, w) -> dict:
+    import jax
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(step(w))
+    first = time.perf_counter() - t0
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 5 and (len(times) < 2 or time.perf_counter() - start < 10.0):
+        t = time.perf_counter()
+        jax.block_until_ready(step(w))
+        times.append(time.perf_counter() - t)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+    return {"first": first, "steady": min(times), "steady_all": times, "rss_gb": rss}
+
+
+def _work_pennylane(tool: str, n: int, layers: int, method: str, precision: str) -> dict:
+    import jax
+    import pennylane as qml
+
+    jax.config.update("jax_enable_x64", True)
+    if tool == "qjaxiface":
+        import qjaxiface
+        from qjaxiface.executors.xla import set_precision
+
+        qjaxiface.install(executor="xla")
+        set_precision(precision)
+        device = qml.device("default.qubit", wires=n)
+    else:
+        device = qml.device("lightning.qubit", wires=n)
+
+    @qml.qnode(device, interface="jax", diff_method=method)
+    def circuit(w):
+        qml.StronglyEntanglingLayers(w, wires=range(n))
+        return qml.expval(qml.Z(0))
+
+    return _time(jax.jit(jax.grad(circuit)), _weights(n, layers))
+
+
+def _work_catalyst(n: int, layers: int) -> dict:
+    import catalyst
+    import jax
+    import pennylane as qml
+
+    jax.config.update("jax_enable_x64", True)
+
+    @qml.qnode(qml.device("lightning.qubit", wires=n), diff_method="adjoint")
+    def circuit(w):
+        qml.StronglyEntanglingLayers(w, wires=range(n))
+        return qml.expval(qml.Z(0))
+
+    @catalyst.qjit
+    def step(w):
+        return catalyst.grad(circuit)(w)
+
+    return _time(step, _weights(n, layers))
+
+
+def _work_tcng(n: int, layers: int) -> dict:
+    import cotengra as ctg
+    import jax
+    import tensorcircuit as tc
+
+    jax.config.update("jax_enable_x64", True)
+    tc.set_backend("jax")
+    tc.set_dtype("complex128")
+    methods = ["greedy"]
+    try:
+        import kahypar  # noqa: F401
+
+        methods.append("kahypar")
+    except ImportError:
+        pass
+    optimizer = ctg.ReusableHyperOptimizer(
+        methods=methods,
+        parallel=False,
+        minimize="combo",
+        max_time=30,
+        max_repeats=64,
+        progbar=False,
+    )
+    tc.set_contractor("custom", optimizer=optimizer, preprocessing=True)
+
+    def energy(w):
+        c = tc.Circuit(n)
+        for layer in range(layers):
+            for i in range(n):  # Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi)
+                c.rz(i, theta=w[layer, i, 0])
+                c.ry(i, theta=w[layer, i, 1])
+                c.rz(i, theta=w[layer, i, 2])
+            r = layer % (n - 1) + 1  # StronglyEntanglingLayers' default ranges
+            for i in range(n):
+                c.cnot(i, (i + r) % n)
+        return tc.backend.real(c.expectation_ps(z=[0]))
+
+    return _time(jax.jit(jax.grad(energy)), _weights(n, layers))
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def _spawn(python: str, col: tuple, n: int, layers: int, timeout: float) -> dict:
+    tool, method, precision = col
+    cmd = [python, __file__, "--worker", tool, "--method", method, "--precision", precision]
+    cmd += ["--n", str(n), "--layers", str(layers)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if out.returncode != 0:
+        tail = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ""
+        return {"error": f"exit {out.returncode}: {tail[:200]}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _python_for(args, tool: str) -> str | None:
+    if tool == "catalyst":
+        return args.catalyst_python
+    if tool == "tcng":
+        return args.tc_python
+    return args.python
+
+
+def _too_big(col, n: int, last: dict | None, args) -> str | None:
+    """Why ``col`` is skipped at ``n`` (None: run it), from its result at a smaller size."""
+    if col[1] == "parameter-shift" and n > args.max_shift_n:
+        return f"parameter-shift above n={args.max_shift_n}"
+    if last is None:
+        return None
+    if "error" in last:
+        return "failed at a smaller size"
+    grow = 2.0 ** (n - last["n"])
+    if last["steady"] * grow > args.max_step:
+        return f"step would take about {last['steady'] * grow:.0f} s"
+    if last["rss_gb"] * grow > args.max_gb:
+        return f"would need about {last['rss_gb'] * grow:.0f} GB"
+    return None
+
+
+def measure(args) -> dict:
+    rows = []
+    for layers in args.layers:
+        last: dict[tuple, dict] = {}
+        for n in args.ns:
+            row = {"n": n, "layers": layers, "results": {}}
+            for col in COLUMNS:
+                python = _python_for(args, col[0])
+                name = "/".join(col)
+                if python is None:
+                    continue
+                reason = _too_big(col, n, last.get(col), args)
+                if reason:
+                    row["results"][name] = {"skipped": reason}
+                else:
+                    result = _spawn(python, col, n, layers, args.timeout)
+                    result["n"] = n
+                    row["results"][name] = last[col] = result
+                print(f"n={n} L={layers} {name}: {row['results'][name]}", flush=True)
+            rows.append(row)
+    return {"machine": _machine(args), "rows": rows}
+
+
+def _machine(args) -> dict:
+    import jax
+
+    return {
+        "cpu": f"{os.cpu_count()}-core CPU ({platform.machine()})",
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _cell(result: dict | None) -> str:
+    if not result:
+        return "-"
+    if "steady" not in result:
+        return "skipped" if "skipped" in result else "failed"
+    return f"{result['steady']:.3g}"
+
+
+def to_markdown(data: dict) -> str:
+    m = data["machine"]
+    head = ["n", "L"] + ["/".join(c) for c in COLUMNS] + ["ours adj. first call (s)"]
+    head += ["ours adj. peak RSS (GB)", "lightning / ours", "Catalyst / ours", "TC-NG / ours"]
+    lines = [
+        SECTION,
+        "",
+        f"Generated by `python benchmarks/qubit_sweep.py`. Machine: {m['cpu']}, Python "
+        f"{m['python']}, JAX {m['jax']}, devices {m['devices']}. Steady seconds per "
+        "`jit(grad)` step (minimum over up to 5 steps) of StronglyEntanglingLayers(n, L), "
+        "`expval(Z(0))`, x64, one fresh process per cell, tools alternating. *X / ours*: the "
+        "peer's step over qjaxiface's adjoint step (higher is better for qjaxiface). "
+        "`skipped`: extrapolated past the step or memory budget.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for row in data["rows"]:
+        res = row["results"]
+        ours = res.get("qjaxiface/adjoint/double", {})
+        cells = [str(row["n"]), str(row["layers"])]
+        cells += [_cell(res.get("/".join(c))) for c in COLUMNS]
+        cells += [f"{ours['first']:.1f}" if "first" in ours else "-"]
+        cells += [f"{ours['rss_gb']:.2f}" if "rss_gb" in ours else "-"]
+        for peer in ("lightning/adjoint/double", "catalyst/adjoint/double", "tcng/backprop/double"):
+            other = res.get(peer, {})
+            ok = "steady" in other and "steady" in ours
+            cells.append(f"{other['steady'] / ours['steady']:.2f}x" if ok else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "![steady step vs qubits](img/qubit_sweep.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(data: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = sorted({r["layers"] for r in data["rows"]})
+    fig, axes = plt.subplots(1, len(layers), figsize=(6 * len(layers), 4.5), squeeze=False)
+    for ax, L in zip(axes[0], layers):
+        rows = [r for r in data["rows"] if r["layers"] == L]
+        for col in COLUMNS:
+            name = "/".join(col)
+            pts = [
+                (r["n"], r["results"][name]["steady"])
+                for r in rows
+                if "steady" in r["results"].get(name, {})
+            ]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel("qubits")
+        ax.set_ylabel("steady jit(grad) step (s)")
+        ax.set_title(f"StronglyEntanglingLayers, L={L}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def replace_section(page: str, section: str) -> str:
+    """``page`` with its qubit-sweep section replaced by ``section`` (appended if absent)."""
+    if SECTION not in page:
+        return page.rstrip() + "\n\n" + section
+    head, rest = page.split(SECTION, 1)
+    nxt = rest.find("\n## ")
+    tail = rest[nxt + 1 :] if nxt >= 0 else ""
+    return head + section + ("\n" + tail if tail else "")
+
+
+def main(argv=None) -> None:
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", choices=("qjaxiface", "lightning", "catalyst", "tcng"))
+    parser.add_argument("--method", default="adjoint")
+    parser.add_argument("--precision", default="double")
+    parser.add_argument("--n", type=int)
+    parser.add_argument("--layers", type=int, nargs="*", default=[3, 20])
+    parser.add_argument("--ns", type=int, nargs="*", default=[12, 16, 20, 22, 24, 26])
+    parser.add_argument("--python", default=sys.executable, help="python with qjaxiface")
+    parser.add_argument("--catalyst-python", help="python of a venv with Catalyst 0.15")
+    parser.add_argument("--tc-python", help="python of a venv with tensorcircuit-ng, cotengra")
+    parser.add_argument("--max-step", type=float, default=60.0)
+    parser.add_argument("--max-gb", type=float, default=16.0)
+    parser.add_argument("--max-shift-n", type=int, default=16)
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--json", default="bench-results/qubit_sweep.json")
+    parser.add_argument("--docs")
+    parser.add_argument("--render", action="store_true", help="only re-render --json")
+    args = parser.parse_args(argv)
+    if args.worker:
+        layers = args.layers[0]
+        if args.worker == "catalyst":
+            result = _work_catalyst(args.n, layers)
+        elif args.worker == "tcng":
+            result = _work_tcng(args.n, layers)
+        else:
+            result = _work_pennylane(args.worker, args.n, layers, args.method, args.precision)
+        print(json.dumps(result))
+        return
+    if args.render:
+        data = json.loads(Path(args.json).read_text())
+    else:
+        data = measure(args)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(data, indent=1))
+    markdown = to_markdown(data)
+    print(markdown)
+    if args.docs:
+        page = Path(args.docs)
+        page.write_text(replace_section(page.read_text(), markdown))
+        plot(data, page.parent / "img" / "qubit_sweep.png")
+
+
+if __name__ == "__main__":
+    main()
