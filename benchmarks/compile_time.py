@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _sections import replace_section
+
 METHODS = ("backprop", "adjoint", "parameter-shift")
 CATALYST_METHODS = ("adjoint", "parameter-shift")
 SECTION = "## Compile time: first calls against Catalyst"
@@ -258,16 +260,6 @@ def to_markdown(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(page: str, section: str) -> str:
-    """``page`` with its compile-time section replaced by ``section`` (appended if absent)."""
-    if SECTION not in page:
-        return page.rstrip() + "\n\n" + section
-    head, rest = page.split(SECTION, 1)
-    nxt = rest.find("\n## ")
-    tail = rest[nxt + 1 :] if nxt >= 0 else ""
-    return head + section + ("\n" + tail if tail else "")
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", choices=("qjaxiface", "catalyst"))
@@ -308,7 +300,7 @@ def main(argv=None) -> None:
     print(markdown)
     if args.docs:
         page = Path(args.docs)
-        page.write_text(replace_section(page.read_text(), markdown))
+        page.write_text(replace_section(page.read_text(), SECTION, markdown))
 
 
 if __name__ == "__main__":

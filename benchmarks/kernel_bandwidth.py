@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
+from _sections import replace_section
 
 jax.config.update("jax_enable_x64", True)
 
@@ -210,16 +211,6 @@ def to_markdown(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(page: str, section: str) -> str:
-    """``page`` with its kernel-bandwidth section replaced by ``section`` (appended if absent)."""
-    if SECTION not in page:
-        return page.rstrip() + "\n\n" + section
-    head, rest = page.split(SECTION, 1)
-    nxt = rest.find("\n## ")
-    tail = rest[nxt + 1 :] if nxt >= 0 else ""
-    return head + section + ("\n" + tail if tail else "")
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ns", type=int, nargs="*", default=[20, 22])
@@ -241,7 +232,7 @@ def main(argv=None) -> None:
     print(markdown)
     if args.docs:
         page = Path(args.docs)
-        page.write_text(replace_section(page.read_text(), markdown))
+        page.write_text(replace_section(page.read_text(), SECTION, markdown))
 
 
 if __name__ == "__main__":

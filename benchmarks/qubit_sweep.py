@@ -36,6 +36,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from _sections import replace_section
+
 SECTION = "## Qubit sweep: steady steps against lightning.qubit, Catalyst and TensorCircuit-NG"
 # (tool, method, precision): the columns of the table, in order.
 COLUMNS = (
@@ -306,16 +308,6 @@ def plot(data: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def replace_section(page: str, section: str) -> str:
-    """``page`` with its qubit-sweep section replaced by ``section`` (appended if absent)."""
-    if SECTION not in page:
-        return page.rstrip() + "\n\n" + section
-    head, rest = page.split(SECTION, 1)
-    nxt = rest.find("\n## ")
-    tail = rest[nxt + 1 :] if nxt >= 0 else ""
-    return head + section + ("\n" + tail if tail else "")
-
-
 def main(argv=None) -> None:
     import sys
 
@@ -357,7 +349,7 @@ def main(argv=None) -> None:
     print(markdown)
     if args.docs:
         page = Path(args.docs)
-        page.write_text(replace_section(page.read_text(), markdown))
+        page.write_text(replace_section(page.read_text(), SECTION, markdown))
         plot(data, page.parent / "img" / "qubit_sweep.png")
 
 
