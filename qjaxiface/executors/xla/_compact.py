@@ -281,8 +281,9 @@ _saving_input = jax.checkpoint(_group_step)
 def apply_slab(state: Array, mats: Array, unrolled: bool = False) -> Array:
     """Apply ``mats[w]`` (``(n, 2, 2)``) to wire ``w`` of a flat ``2**n`` state, for every w.
 
-    A ``lax.scan`` over groups of ``GROUP`` wires: apply on the top wires and write them back as
-    the lowest, so one body serves every group and the passes restore the order. ``unrolled``:
+    A ``lax.scan`` over the wires, one per step, or on large states (``group_size``) over
+    groups of ``GROUP`` wires: apply on the top wires and write them back as the lowest, so one
+    body serves every step and the passes restore the order. ``unrolled``:
     one static-shape pass per wire instead, which XLA fuses: 3x faster vmapped over a shift
     rule's rows and 1.6x on one state (n=12, 2-core CPU), but under reverse-mode AD the passes
     and their residuals made the first call of ``jit(grad)`` 3x slower, so only the shift rules'
@@ -404,8 +405,9 @@ def _wire_transitions(block: Array, mats: Array) -> Array:
 
     ``block`` is taken *after* the group (``K = M_0 ⊗ ... ⊗ M_{k-1}``); before it the ket is
     ``K^† ket``, so the block there is ``K^† B``, and the derivative through ``M_l`` with the
-    other matrices fixed has ``T_l = Σ_{p≠l} Π M_p[i_p, j_p] (K^† B)[J, I]``. The unitaries of
-    the other wires cancel (``M_p M_p^† = 1``), leaving ``T_l = M_l^† Tr_{p≠l}(B)``.
+    other matrices fixed has ``T_l[j_l, i_l] = Σ (K^† B)[J, I] Π_{p≠l} M_p[i_p, j_p]`` (the sum
+    over the other wires' indices). Their unitaries cancel (``M_p M_p^† = 1``), leaving
+    ``T_l = M_l^† Tr_{p≠l}(B)``.
     """
     k = mats.shape[0]
     js, is_ = "abcdefgh"[:k], "pqrstuvw"[:k]
