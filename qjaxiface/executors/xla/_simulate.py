@@ -226,7 +226,8 @@ class TapeProgram:
         mp = m.rebuild(leaves)
         if m.kind is VarianceMP and moments:
             mean = expval(mp.obs, state, self.axis_of)
-            return jnp.stack([mean, variance(mp.obs, state, self.axis_of) + mean**2])
+            pair = jnp.stack([mean, variance(mp.obs, state, self.axis_of) + mean**2])
+            return pair.astype(real_dtype())  # float32 from a single-precision state
         if m.kind is ExpectationMP:
             return expval(mp.obs, state, self.axis_of).astype(real_dtype())
         if m.kind is VarianceMP:
