@@ -27,9 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from _sections import replace_section
+from _sections import load_or_measure, publish
 
 METHODS = ("backprop", "adjoint", "parameter-shift")
 CATALYST_METHODS = ("adjoint", "parameter-shift")
@@ -293,14 +292,8 @@ def main(argv=None) -> None:
     args.layers = args.layers_list
     args.extra = [(8, 3), (8, 100), (16, 3), (16, 100), (20, 10)]
     args.cache_cases = [(12, 3), (12, 100)]
-    data = measure(args)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(data, indent=1))
-    markdown = to_markdown(data)
-    print(markdown)
-    if args.docs:
-        page = Path(args.docs)
-        page.write_text(replace_section(page.read_text(), SECTION, markdown))
+    data = load_or_measure(False, args.json, lambda: measure(args))
+    publish(to_markdown(data), args.docs, SECTION)
 
 
 if __name__ == "__main__":

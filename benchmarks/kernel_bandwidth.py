@@ -16,16 +16,14 @@ the pass time over the wires it covers.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import jax
-from _sections import replace_section
+from _sections import load_or_measure, publish
 
 jax.config.update("jax_enable_x64", True)
 
@@ -222,17 +220,8 @@ def main(argv=None) -> None:
         "--render", action="store_true", help="only re-render --json into the docs (no runs)"
     )
     args = parser.parse_args(argv)
-    if args.render:
-        data = json.loads(Path(args.json).read_text())
-    else:
-        data = measure(args)
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(data, indent=1))
-    markdown = to_markdown(data)
-    print(markdown)
-    if args.docs:
-        page = Path(args.docs)
-        page.write_text(replace_section(page.read_text(), SECTION, markdown))
+    data = load_or_measure(args.render, args.json, lambda: measure(args))
+    publish(to_markdown(data), args.docs, SECTION)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from _sections import replace_section
+from _sections import load_or_measure, publish
 
 SECTION = "## Qubit sweep: steady steps against lightning.qubit, Catalyst and TensorCircuit-NG"
 # (tool, method, precision): the columns of the table, in order.
@@ -339,17 +339,9 @@ def main(argv=None) -> None:
             result = _work_pennylane(args.worker, args.n, layers, args.method, args.precision)
         print(json.dumps(result))
         return
-    if args.render:
-        data = json.loads(Path(args.json).read_text())
-    else:
-        data = measure(args)
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(data, indent=1))
-    markdown = to_markdown(data)
-    print(markdown)
-    if args.docs:
-        page = Path(args.docs)
-        page.write_text(replace_section(page.read_text(), SECTION, markdown))
+    data = load_or_measure(args.render, args.json, lambda: measure(args))
+    page = publish(to_markdown(data), args.docs, SECTION)
+    if page is not None:
         plot(data, page.parent / "img" / "qubit_sweep.png")
 
 
