@@ -255,13 +255,17 @@ def _groups(n: int) -> tuple[int, int, int]:
     return k, n // k, n % k
 
 
+def _mix(m: Array, s0: Array, s1: Array) -> tuple[Array, Array]:
+    """The two halves of a wire after the 2x2 matrix ``m``: ``m @ (s0, s1)`` elementwise."""
+    return m[0, 0] * s0 + m[0, 1] * s1, m[1, 0] * s0 + m[1, 1] * s1
+
+
 def _rotate_in(v: Array, mats: Array) -> Array:
     """Apply ``mats[i]`` to axis ``i`` of ``v`` ``(2,)*k + (rest,)``; the result is
     ``(rest,) + (2,)*k``: the k wires move from most to least significant, order kept."""
     if mats.shape[0] == 0:
         return v
-    m = mats[0]
-    halves = (m[0, 0] * v[0] + m[0, 1] * v[1], m[1, 0] * v[0] + m[1, 1] * v[1])
+    halves = _mix(mats[0], v[0], v[1])
     return jnp.stack([_rotate_in(h, mats[1:]) for h in halves], axis=1)
 
 
@@ -293,8 +297,7 @@ def apply_slab(state: Array, mats: Array, unrolled: bool = False) -> Array:
         for w in range(mats.shape[0]):
             s = state.reshape(2**w, 2, -1)
             s0, s1 = s[:, 0], s[:, 1]
-            m = mats[w]
-            state = jnp.stack([m[0, 0] * s0 + m[0, 1] * s1, m[1, 0] * s0 + m[1, 1] * s1], axis=1)
+            state = jnp.stack(_mix(mats[w], s0, s1), axis=1)
         return state.reshape(-1)
     k, full, last = _groups(mats.shape[0])
     if k == 1:
@@ -314,9 +317,7 @@ def _one_wire_step(s: Array, m: Array) -> Array:
     """``_group_step`` for one wire: apply ``m`` to the top wire, write it back as the lowest."""
     half = s.shape[0] // 2
     s0, s1 = s[:half], s[half:]
-    return jnp.stack([m[0, 0] * s0 + m[0, 1] * s1, m[1, 0] * s0 + m[1, 1] * s1], axis=-1).reshape(
-        -1
-    )
+    return jnp.stack(_mix(m, s0, s1), axis=-1).reshape(-1)
 
 
 def permute(state: Array, hi: Array, lo: Array) -> Array:
@@ -378,8 +379,9 @@ def adjoint_region(
         block = jnp.einsum(
             "jr,mir->mji", ket.reshape(2**k, -1), bras.reshape(bras.shape[0], 2**k, -1)
         )
-        ket = _group_step(ket, jnp.conj(jnp.swapaxes(m, 1, 2)))
-        bras = jax.vmap(lambda b: _group_step(b, jnp.swapaxes(m, 1, 2)))(bras)
+        transposed = jnp.swapaxes(m, 1, 2)
+        ket = _group_step(ket, jnp.conj(transposed))
+        bras = jax.vmap(lambda b: _group_step(b, transposed))(bras)
         return (ket, bras), _wire_transitions(block, m)
 
     def unlayer(carry, x):
