@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 
+from _circuits import catalyst_sel_step
 from _sections import load_or_measure, publish
 
 METHODS = ("backprop", "adjoint", "parameter-shift")
@@ -82,19 +83,8 @@ def _work_catalyst(n: int, layers: int, method: str) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    import pennylane as qml
 
-    jax.config.update("jax_enable_x64", True)
-
-    @qml.qnode(qml.device("lightning.qubit", wires=n), diff_method=method)
-    def circuit(w):
-        qml.StronglyEntanglingLayers(w, wires=range(n))
-        return qml.expval(qml.Z(0))
-
-    @catalyst.qjit
-    def step(w):
-        return catalyst.grad(circuit)(w)
-
+    step = catalyst_sel_step(n, layers, method)
     w = jnp.asarray(np.random.default_rng(0).random((layers, n, 3)))
     t0 = time.perf_counter()
     jax.block_until_ready(step(w))

@@ -36,6 +36,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from _circuits import catalyst_sel_step
 from _sections import load_or_measure, publish
 
 SECTION = "## Qubit sweep: steady steps against lightning.qubit, Catalyst and TensorCircuit-NG"
@@ -101,22 +102,7 @@ def _work_pennylane(tool: str, n: int, layers: int, method: str, precision: str)
 
 
 def _work_catalyst(n: int, layers: int) -> dict:
-    import catalyst
-    import jax
-    import pennylane as qml
-
-    jax.config.update("jax_enable_x64", True)
-
-    @qml.qnode(qml.device("lightning.qubit", wires=n), diff_method="adjoint")
-    def circuit(w):
-        qml.StronglyEntanglingLayers(w, wires=range(n))
-        return qml.expval(qml.Z(0))
-
-    @catalyst.qjit
-    def step(w):
-        return catalyst.grad(circuit)(w)
-
-    return _time(step, _weights(n, layers))
+    return _time(catalyst_sel_step(n, layers, "adjoint"), _weights(n, layers))
 
 
 def _work_tcng(n: int, layers: int) -> dict:
