@@ -21,7 +21,9 @@ in machine load hits all of them. The circuit is StronglyEntanglingLayers(n, L) 
         --tc-python /tmp/tc/bin/python --docs docs/benchmarks.md
 
 A tool is skipped at a size where its step, extrapolated from the previous size (x2 per qubit),
-would exceed ``--max-step`` seconds, or its peak memory would exceed ``--max-gb``. ``--docs``
+would exceed ``--max-step`` seconds, or its peak memory would exceed ``--max-gb`` (x2 per qubit
+for state vectors; TensorCircuit-NG's measured growth). ``--tools tcng --merge`` re-measures
+some tools and merges their cells into the saved results. ``--docs``
 replaces the "Qubit sweep" section of a Markdown page and writes docs/img/qubit_sweep.png.
 """
 
@@ -170,8 +172,13 @@ def _python_for(args, tool: str) -> str | None:
     return args.python
 
 
-def _too_big(col, n: int, last: dict | None, args) -> str | None:
-    """Why ``col`` is skipped at ``n`` (None: run it), from its result at a smaller size."""
+def _too_big(col, n: int, last: dict | None, args, before: dict | None = None) -> str | None:
+    """Why ``col`` is skipped at ``n`` (None: run it), from its results at smaller sizes.
+
+    Time and a state vector's memory double per qubit. A tensor network's memory follows its
+    contraction width instead: TensorCircuit-NG's grows as measured between its last two
+    sizes (``before``, then ``last``), at least 1.2x per qubit.
+    """
     if col[1] == "parameter-shift" and n > args.max_shift_n:
         return f"parameter-shift above n={args.max_shift_n}"
     if last is None:
@@ -181,8 +188,12 @@ def _too_big(col, n: int, last: dict | None, args) -> str | None:
     grow = 2.0 ** (n - last["n"])
     if last["steady"] * grow > args.max_step:
         return f"step would take about {last['steady'] * grow:.0f} s"
-    if last["rss_gb"] * grow > args.max_gb:
-        return f"would need about {last['rss_gb'] * grow:.0f} GB"
+    mem_grow = grow
+    if col[0] == "tcng" and before is not None and "rss_gb" in before:
+        per_qubit = (last["rss_gb"] / before["rss_gb"]) ** (1 / (last["n"] - before["n"]))
+        mem_grow = min(2.0, max(1.2, per_qubit)) ** (n - last["n"])
+    if last["rss_gb"] * mem_grow > args.max_gb:
+        return f"would need about {last['rss_gb'] * mem_grow:.0f} GB"
     return None
 
 
@@ -190,23 +201,39 @@ def measure(args) -> dict:
     rows = []
     for layers in args.layers:
         last: dict[tuple, dict] = {}
+        before: dict[tuple, dict] = {}
         for n in args.ns:
             row = {"n": n, "layers": layers, "results": {}}
             for col in COLUMNS:
                 python = _python_for(args, col[0])
                 name = "/".join(col)
-                if python is None:
+                if python is None or (args.tools and col[0] not in args.tools):
                     continue
-                reason = _too_big(col, n, last.get(col), args)
+                reason = _too_big(col, n, last.get(col), args, before.get(col))
                 if reason:
                     row["results"][name] = {"skipped": reason}
                 else:
                     result = _spawn(python, col, n, layers, args.timeout)
                     result["n"] = n
+                    if col in last:
+                        before[col] = last[col]
                     row["results"][name] = last[col] = result
                 print(f"n={n} L={layers} {name}: {row['results'][name]}", flush=True)
             rows.append(row)
     return {"machine": _machine(args), "rows": rows}
+
+
+def merged(old: dict, new: dict) -> dict:
+    """``old`` with the cells ``new`` measured replaced (``--merge``: re-run some tools)."""
+    rows = {(r["n"], r["layers"]): r for r in old["rows"]}
+    for row in new["rows"]:
+        key = (row["n"], row["layers"])
+        if key in rows:
+            rows[key]["results"].update(row["results"])
+        else:
+            rows[key] = row
+    order = sorted(rows, key=lambda k: (k[1], k[0]))
+    return {"machine": old["machine"], "rows": [rows[k] for k in order]}
 
 
 def _machine(args) -> dict:
@@ -314,6 +341,10 @@ def main(argv=None) -> None:
     parser.add_argument("--json", default="bench-results/qubit_sweep.json")
     parser.add_argument("--docs")
     parser.add_argument("--render", action="store_true", help="only re-render --json")
+    parser.add_argument("--tools", nargs="*", help="measure only these tools (default: all)")
+    parser.add_argument(
+        "--merge", action="store_true", help="put the new cells into the results in --json"
+    )
     args = parser.parse_args(argv)
     if args.worker:
         layers = args.layers[0]
@@ -325,7 +356,11 @@ def main(argv=None) -> None:
             result = _work_pennylane(args.worker, args.n, layers, args.method, args.precision)
         print(json.dumps(result))
         return
-    data = load_or_measure(args.render, args.json, lambda: measure(args))
+    if args.merge:
+        previous = json.loads(Path(args.json).read_text())
+        data = load_or_measure(False, args.json, lambda: merged(previous, measure(args)))
+    else:
+        data = load_or_measure(args.render, args.json, lambda: measure(args))
     page = publish(to_markdown(data), args.docs, SECTION)
     if page is not None:
         plot(data, page.parent / "img" / "qubit_sweep.png")
