@@ -240,11 +240,41 @@ def test_eager_call_reuses_a_program_an_earlier_call_built(caplog):
         again = _eager_jit_interface(dev, tape_fn, w)
         grad = _eager_jit_interface(dev, tape_fn, w, grad=True)
     msgs = _routes(caplog)
-    # The value reuses the compiled program; eager grad would run it op by op: the device.
-    assert sum("executor=xla" in m for m in msgs) == 1
-    assert any("XLA executor not used (an eager call" in m for m in msgs)
+    # The value and eager grad both reuse the compiled program.
+    assert sum("executor=xla" in m for m in msgs) == 2
+    assert not any("XLA executor not used" in m for m in msgs)
     np.testing.assert_allclose(again, first, atol=1e-12)
-    assert grad.shape == w.shape
+    expected = jax.grad(lambda w: qml.execute([tape_fn(w)], dev, diff_method="backprop")[0])(w)
+    np.testing.assert_allclose(grad, expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("transform", ["grad", "jacfwd", "vmap"])
+def test_eager_transforms_run_the_compiled_program_not_op_by_op(transform, mocker):
+    # Eager grad/jacfwd/vmap hand the program JAX tracers outside any staging trace: the
+    # jitted copy runs (traced once, then cached), not the plain function op by op.
+    from qjaxiface.executors import xla
+    from qjaxiface.executors.xla._simulate import TapeProgram
+
+    xla.clear_cache()
+    tape_fn, w = _sel()
+    dev = qml.device("default.qubit")
+
+    def cost(w):
+        return qjaxiface.execute([tape_fn(w)], dev, diff_method="adjoint", executor="xla")[0]
+
+    def reference(w):
+        return qml.execute([tape_fn(w)], dev, diff_method="backprop")[0]
+
+    apply = {"grad": jax.grad, "jacfwd": jax.jacfwd, "vmap": jax.vmap}[transform]
+    arg = jnp.stack([w, 2 * w]) if transform == "vmap" else w
+    spy = mocker.spy(TapeProgram, "gate_values")
+    got = apply(cost)(arg)
+    np.testing.assert_allclose(got, apply(reference)(arg), atol=1e-10)
+    assert len(xla._cache) == 1
+    traced = spy.call_count
+    assert traced > 0
+    np.testing.assert_allclose(apply(cost)(arg), got, atol=1e-12)
+    assert spy.call_count == traced  # the second call ran the compiled copy: no new trace
 
 
 def test_concrete_values_inside_jit_still_compile_with_the_program(caplog):

@@ -48,6 +48,7 @@ import pennylane as qml
 
 from ... import _caches
 from ..._dtypes import precision, set_precision, x64_enabled
+from ...detect import inside_staging_trace
 from ._compact import compact_enabled, set_compact
 from ._cone import light_cone_enabled, set_light_cone
 from ._derivatives import make_fn
@@ -303,9 +304,10 @@ def execute_checked(
         fn = _tape_function(tape, leaves, diff_method, gradient_kwargs, wire_order, lift)
         key = keys[i] if keys is not None and tape.shots else None
         plain, jitted = fn
-        # Inside a trace the caller's jit compiles everything anyway; calling the jitted copy
-        # there would make JAX trace the simulation twice (once to a jaxpr, once more to
-        # linearize that jaxpr under grad). Eager calls reuse the compiled copy.
-        traced = any(isinstance(x, jax.core.Tracer) for x in (*leaves, key))
-        results.append((plain if traced else jitted)(leaves, key))
+        # Inside a staging trace the caller's jit compiles everything anyway; calling the
+        # jitted copy there would make JAX trace the simulation twice (once to a jaxpr, once
+        # more to linearize that jaxpr under grad). Everywhere else, eager grad/vmap tracers
+        # included, the compiled copy runs: op by op, eager grad at n=8 and 10 SEL layers took
+        # 0.55 s a step, compiled 22 ms.
+        results.append((plain if inside_staging_trace() else jitted)(leaves, key))
     return tuple(results)

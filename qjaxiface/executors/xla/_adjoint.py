@@ -59,7 +59,7 @@ def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, ob
     (values, mats), (d_values, d_mats) = jax.jvp(
         values_of, (tuple(leaves[j] for j in active),), (tuple(tangents[j] for j in active),)
     )
-    state = program.final_state(leaves)
+    state = program.final_state(leaves, values=(values, mats))
     out = program.measure(state, leaves, key)
     obs = [m.rebuild(leaves).obs for m in program.measurements]
     # The bras are carried conjugated: un-applying U from conj(bra) is applying U^T.

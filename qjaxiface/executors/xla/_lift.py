@@ -11,19 +11,27 @@ weights whose every element is a distinct number (a tag). Each parameter of the 
 tape is then read back as "element ``e`` of leaf ``j``", and the program gathers all the
 parameters of a gate formula from the weight array in one operation (``_simulate.py``).
 
-The decomposition runs twice, with two tag sets that differ in their integer and fractional
-parts. A parameter equal to a tag in both runs is a selected weight; one that is the same in
-both runs is a constant of the decomposition (a fixed angle); anything else -- the template
-computed with its weights (IQPEmbedding's products, a sign flip, a cast) -- means the tape is
-not lifted and is decomposed with its traced weights as before. Only tapes whose templates
+A tag is a half-integer above 2**24, so a weight that was scaled, negated or passed through a
+function is no longer one (adding a whole number to a weight would leave a tag; neither one
+run nor two can tell). When every parameter of the decomposition is a tag or one of the
+tape's own values, one run is enough (StronglyEntanglingLayers, the embeddings, ...). Other
+values need a second run, with tags that differ in their integer and fractional parts: a value
+that is the same in both runs is a constant of the decomposition (a fixed angle); anything
+else -- the template computed with its weights (IQPEmbedding's products, a sign flip, a cast)
+-- means the tape is not lifted and is decomposed with its traced weights as before. Only tapes whose templates
 would be decomposed by the device anyway, with real floating-point array weights, no
 parameter broadcasting and one decomposed tape each, are lifted.
 """
 
 from __future__ import annotations
 
+import threading
+import types
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import jax
@@ -31,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
+from ... import _caches
 from ._jvp_parts import real_scalar
 
 _SYMBOLIC = (qml.ops.op_math.SymbolicOp, qml.ops.op_math.CompositeOp)
@@ -51,15 +60,22 @@ class Lifted:
         n_op_leaves: how many leaves the original tape's operations hold (the measurements'
             leaves follow them, as in ``tape``'s own order).
         post: the device preprocessing's post-processing for this one tape.
+        support: the XLA support check's answers per diff method, kept by ``_select`` for a
+            ``Lifted`` shared between calls (``cached_lift``).
     """
 
     tape: qml.tape.QuantumScript
     sources: tuple
     n_op_leaves: int
     post: Callable
+    support: dict = field(default_factory=dict)
 
     def key(self) -> Any:
         """What a program built from this depends on beyond the original tape's structure."""
+        return self._key
+
+    @cached_property
+    def _key(self) -> Any:  # computed once: 0.04 s for 100 layers of 12 qubits
         frozen = tuple((s[0], _freeze_const(s[1])) if s[0] == "const" else s for s in self.sources)
         return (jax.tree_util.tree_structure(self.tape), frozen)
 
@@ -178,8 +194,8 @@ def lift(tape: qml.tape.QuantumScript, pipeline) -> Lifted | None:
     for op in tape.operations:
         first_leaf.append(start)
         start += len(op.data)
-    runs = []
-    for offset in _OFFSETS:
+
+    def decompose(offset: float) -> tuple | None:
         ops = list(tape.operations)
         for k in targets:
             op = ops[k]
@@ -193,22 +209,147 @@ def lift(tape: qml.tape.QuantumScript, pipeline) -> Lifted | None:
                 ops[k] = qml.ops.functions.bind_new_parameters(op, tags)
             except Exception:
                 return None
-        tagged = tape.copy(operations=ops)
         try:
-            (decomposed, *rest), post = pipeline((tagged,))
+            (decomposed, *rest), post = pipeline((tape.copy(operations=ops),))
         except Exception:  # the normal path reports it, with the traced parameters
             return None
-        if rest:
-            return None
-        runs.append((decomposed, post))
-    (dec0, post0), (dec1, _) = runs
-    if not _same_structure(dec0, dec1):
+        return None if rest else (decomposed, post)
+
+    first = decompose(_OFFSETS[0])
+    if first is None:
         return None
+    dec0, post0 = first
     tagged = {first_leaf[k] + i for k in targets for i in range(len(tape.operations[k].data))}
-    sources = _sources(dec0, dec1, leaves, tagged)
+    sources = _sources(dec0, None, leaves, tagged)
+    if sources is _SECOND_RUN:
+        # Values that are neither tags nor the tape's own leaves: constants of a decomposition,
+        # or computed from the weights. A second run with other tags tells them apart.
+        second = decompose(_OFFSETS[1])
+        if second is None or not _same_structure(dec0, second[0]):
+            return None
+        sources = _sources(dec0, second[0], leaves, tagged)
     if sources is None or not _same_measurements(dec0, tape):
         return None
+    assert isinstance(sources, tuple)
     return Lifted(dec0, sources, len(leaves), post0)
+
+
+# ------------------------------------------------------------------ one lift per structure
+#
+# Lifting runs the device's decomposition twice: 0.7 s of a 2 s trace at 100 layers of 12
+# qubits, and as much again on every eager call. Its result depends only on the tape's
+# structure when every traced value sits in a lifted template (the decomposition then holds
+# tags and concrete values alone, and no tracer of the caller), so those results are kept.
+
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # device -> OrderedDict
+_cache_lock = threading.Lock()
+_CACHE_SIZE = 64  # per device
+
+
+class _Uncacheable(Exception):
+    """A value that does not belong in a structural key (a tracer, an unknown object)."""
+
+
+def cached_lift(tape: qml.tape.QuantumScript, pipeline, device, context: Any) -> Lifted | None:
+    """``lift(tape, pipeline)``, computed once per tape structure, device and ``context``.
+
+    Args:
+        tape: as for ``lift``.
+        pipeline: the device's preprocessing for plain execution.
+        device: the device ``pipeline`` came from (entries live as long as it does).
+        context: hashable; everything besides the device that decided ``pipeline``.
+    """
+    key = _structure_of(tape, pipeline, context)
+    if key is None:
+        return lift(tape, pipeline)
+    try:
+        with _cache_lock:
+            entries = _cache.setdefault(device, OrderedDict())
+    except TypeError:  # a device that cannot be a weak dictionary key
+        return lift(tape, pipeline)
+    with _cache_lock:
+        if key in entries:
+            entries.move_to_end(key)
+            return entries[key]
+    result = lift(tape, pipeline)
+    with _cache_lock:
+        entries[key] = result
+        while len(entries) > _CACHE_SIZE:
+            entries.popitem(last=False)
+    return result
+
+
+def clear_cache() -> None:
+    """Forget every remembered lift."""
+    with _cache_lock:
+        _cache.clear()
+
+
+_caches.register("lifted templates", clear_cache)
+
+
+def _structure_of(tape, pipeline, context) -> Any:
+    """The key ``lift``'s result depends on, or None where a key cannot capture it.
+
+    Liftable templates count by shape and dtype (stand-in tags replace their values); every
+    other value by its bytes (it may become a constant of the decomposition). A tracer
+    outside a liftable template makes the tape uncacheable.
+    """
+    stop = _decompose_condition(pipeline)
+    if stop is None or tape.batch_size is not None:
+        return None
+    try:
+        ops = tuple(_op_key(op, _liftable(op, stop)) for op in tape.operations)
+        measurements = tuple(
+            (
+                jax.tree_util.tree_structure(m),
+                tuple(_value(x) for x in jax.tree_util.tree_leaves(m)),
+            )
+            for m in tape.measurements
+        )
+        key = (
+            context,
+            _graph_decomposition(),
+            ops,
+            measurements,
+            tape.shots,
+            tuple(tape.trainable_params),
+        )
+        hash(key)
+    except Exception:  # _Uncacheable, or a value without a usable hash
+        return None
+    return key
+
+
+def _op_key(op, liftable: bool) -> tuple:
+    if liftable:
+        data = tuple(("tag", np.shape(d), str(np.dtype(d.dtype))) for d in op.data)
+    else:
+        data = tuple(_value(d) for d in op.data)
+    return (type(op), tuple(op.wires.tolist()), _frozen(op.hyperparameters), data)
+
+
+def _value(x) -> tuple:
+    if isinstance(x, jax.core.Tracer):
+        raise _Uncacheable
+    arr = np.asarray(x)
+    return (arr.shape, str(arr.dtype), arr.tobytes())
+
+
+def _frozen(v) -> Any:
+    if v is None or isinstance(v, bool | int | float | complex | str | type | types.FunctionType):
+        return v
+    if isinstance(v, tuple | list):
+        return (type(v).__name__, tuple(_frozen(x) for x in v))
+    if isinstance(v, dict):
+        return ("dict", tuple((k, _frozen(x)) for k, x in v.items()))
+    if isinstance(v, qml.wires.Wires):
+        return ("wires", tuple(v.tolist()))
+    if isinstance(v, qml.operation.Operator):
+        return ("op", _op_key(v, False))
+    if isinstance(v, np.ndarray | np.generic | jax.Array):
+        return ("array", _value(v))
+    raise _Uncacheable
 
 
 def templates_with_stand_ins(tape: qml.tape.QuantumScript, device) -> qml.tape.QuantumScript:
@@ -242,45 +383,56 @@ def _graph_decomposition() -> bool:
         return True
 
 
-def _sources(dec0, dec1, leaves, tagged: set[int]) -> tuple | None:
+_SECOND_RUN = object()  # ``_sources`` of one run: a value only a second run can place
+
+
+def _sources(dec0, dec1, leaves, tagged: set[int]) -> Any:
     """Where each parameter of the decomposed tape comes from (``Lifted.sources``), or None.
 
-    ``tagged``: the indices of the leaves that carried tags.
+    ``dec1``: the second run's decomposition, or None after one run (then ``_SECOND_RUN`` if
+    some value is neither a tag nor one of the tape's leaves). ``tagged``: the indices of the
+    leaves that carried tags.
     """
     by_id = {id(x): j for j, x in enumerate(leaves)}
     out: list[tuple] = []
-    for op0, op1 in zip(dec0.operations, dec1.operations):
-        for v0, v1 in zip(op0.data, op1.data):
+    ops1 = dec1.operations if dec1 is not None else [None] * len(dec0.operations)
+    for op0, op1 in zip(dec0.operations, ops1):
+        values1 = op1.data if op1 is not None else op0.data
+        for v0, v1 in zip(op0.data, values1):
+            j = by_id.get(id(v0))
             if isinstance(v0, jax.core.Tracer) or isinstance(v1, jax.core.Tracer):
-                j = by_id.get(id(v0))
                 if v0 is not v1 or j is None or j in tagged:
                     return None
                 out.append(("leaf", j))
                 continue
-            a0, a1 = np.asarray(v0), np.asarray(v1)
-            if a0.shape != a1.shape:
+            a0 = np.asarray(v0)
+            a1 = np.asarray(v1) if op1 is not None else None
+            if a1 is not None and a0.shape != a1.shape:
                 return None
             elem = _element(a0, a1, leaves, tagged)
             if elem is not None:
                 out.append(elem)
+            elif j is not None and j not in tagged:
+                out.append(("leaf", j))  # the tape's own value, passed through
+            elif a1 is None:
+                return _SECOND_RUN
             elif a0.dtype == a1.dtype and np.array_equal(a0, a1):
-                j = by_id.get(id(v0))
-                out.append(("leaf", j) if j is not None and j not in tagged else ("const", a0))
+                out.append(("const", a0))
             else:
                 return None  # computed from the weights
     return tuple(out)
 
 
 def _element(a0, a1, leaves, tagged) -> tuple | None:
-    """("elem", j, e) if ``a0``/``a1`` are the two runs' tags of one weight, else None."""
+    """("elem", j, e) if ``a0`` (and ``a1``, unless None) are tags of one weight, else None."""
     if a0.ndim != 0 or not np.issubdtype(a0.dtype, np.floating):
         return None
-    x0, x1 = float(a0), float(a1)
+    x0 = float(a0)
     j = int(x0 // _SPAN) - 1
     e = x0 - (j + 1) * _SPAN - _OFFSETS[0]
     if j not in tagged or e != int(e) or not 0 <= e < np.size(leaves[j]):
         return None
-    if x1 != (j + 1) * _SPAN + e + _OFFSETS[1]:
+    if a1 is not None and float(a1) != (j + 1) * _SPAN + e + _OFFSETS[1]:
         return None
     return ("elem", j, int(e))
 

@@ -13,13 +13,12 @@ import logging
 import threading
 from typing import Any
 
-import jax
 import pennylane as qml
 
 from ..._log import log_entry
 from ...detect import get_jax_interface_name, inside_staging_trace
 from . import execute_checked, has_program, xla_unsupported_reason
-from ._lift import lift as _lift
+from ._lift import cached_lift
 
 logger = logging.getLogger("qjaxiface")
 
@@ -82,21 +81,16 @@ def _one_off(tapes) -> bool:
     PennyLane names every execution of a QNode declared ``interface="jax-jit"`` "jax-jit",
     eager ones too. Compiling a program for such a call costs seconds where the device takes
     milliseconds, so ``executor="auto"`` keeps it on the device unless an earlier call built
-    the program. Under eager ``grad`` the program would run op by op, never compiled: also
-    slower than the device.
+    the program (eager ``grad``/``vmap`` then run its compiled copy too).
     """
     return not (get_jax_interface_name(tapes) == "jax-jit" or inside_staging_trace())
 
 
 def _reusable(tapes, diff_method, config, wire_order, lifted=None) -> bool:
-    """Concrete values (the compiled copy runs, not op by op) and a program built earlier.
+    """Whether an earlier call built the program of this eager call.
 
     ``lifted``: per tape, (original tape, ``_lift.Lifted``), as ``XLAPlan.lifted``.
     """
-    originals = tapes if lifted is None else [t for t, _ in lifted]
-    params = [p for t in originals for p in t.get_parameters(trainable_only=False)]
-    if any(isinstance(p, jax.core.Tracer) for p in params):
-        return False
     kwargs = dict(config.gradient_keyword_arguments)
     per_tape = [None] * len(tapes) if lifted is None else list(lifted)
     return all(
@@ -206,8 +200,8 @@ def select_xla(tapes, device, config, iface: str, executor: str, lifted=None) ->
             refuse("finite shots need a JAX PRNG key on the device, e.g. seed=jax.random.key(0)")
             return None
     wires = getattr(device, "wires", None)
-    for tape in tapes:
-        reason = xla_unsupported_reason(tape, diff_method)
+    for i, tape in enumerate(tapes):
+        reason = _support_reason(tape, diff_method, None if lifted is None else lifted[i][1])
         if reason is not None:
             refuse(reason)
             return None
@@ -235,6 +229,15 @@ def select_xla(tapes, device, config, iface: str, executor: str, lifted=None) ->
     )
 
 
+def _support_reason(tape, diff_method, lift) -> str | None:
+    """``xla_unsupported_reason``, asked once per shared lifted decomposition and method."""
+    if lift is None:
+        return xla_unsupported_reason(tape, diff_method)
+    if diff_method not in lift.support:
+        lift.support[diff_method] = xla_unsupported_reason(tape, diff_method)
+    return lift.support[diff_method]
+
+
 def run_on_xla(tapes, device, config, iface: str, executor: str):
     """The results from the XLA executor, or ``None`` when it does not take the call.
 
@@ -258,7 +261,7 @@ def run_on_xla(tapes, device, config, iface: str, executor: str):
     )
     try:
         pipeline = device.preprocess_transforms(plain)
-        lifted = _lifted(tapes, pipeline, config)
+        lifted = _lifted(tapes, pipeline, config, plain, device)
         if lifted is None:
             xla_tapes, post = pipeline(tapes)
     except Exception as err:  # the device pipeline raises it again, where PennyLane would
@@ -282,8 +285,11 @@ def run_on_xla(tapes, device, config, iface: str, executor: str):
 _LIFT_METHODS = (None, "backprop", "adjoint", "parameter-shift", "finite-diff", "spsa")
 
 
-def _lifted(tapes, pipeline, config) -> tuple | None:
-    """Per tape (original, ``Lifted``) when every tape's templates can stay whole, else None."""
+def _lifted(tapes, pipeline, config, plain, device) -> tuple | None:
+    """Per tape (original, ``Lifted``) when every tape's templates can stay whole, else None.
+
+    ``config``: the call's execution config; ``plain``: the one ``pipeline`` was made for.
+    """
     try:
         diff_method = _xla_diff_method(config.gradient_method)
     except LookupError:
@@ -291,8 +297,9 @@ def _lifted(tapes, pipeline, config) -> tuple | None:
     if diff_method not in _LIFT_METHODS or not tapes:
         return None
     out = []
+    context = repr(plain)  # with the device, what decided the pipeline
     for tape in tapes:
-        lift = _lift(tape, pipeline)
+        lift = cached_lift(tape, pipeline, device, context)
         if lift is None:
             return None
         out.append((tape, lift))

@@ -130,7 +130,8 @@ class TapeProgram:
         for i, op in enumerate(tape.operations):
             n = len(op.data)
             sl = slice(start, start + n)
-            self.batched += broadcast_leaves(op)
+            if lifted is None:  # a lifted tape is never broadcast (``_lift.lift``)
+                self.batched += broadcast_leaves(op)
             start += n
             if cone is not None and i not in cone[0]:
                 continue  # outside the light cone: cancels in the expectation value
@@ -174,24 +175,39 @@ class TapeProgram:
         vec = new.state_vector(wire_order=self.order)
         return as_complex(vec).reshape(2**n)
 
-    def final_state(self, leaves: tuple, elementwise: bool = False) -> Array:
+    def final_state(
+        self, leaves: tuple, elementwise: bool = False, values: tuple | None = None
+    ) -> Array:
         """The state after every gate.
 
         Compact regions (``_compact.py``) run as loops over layers; other gates one by one.
         ``elementwise`` (a shift rule's rows, vmapped): kernels that are faster over a batch of
         states (``apply_gate``'s elementwise one-qubit kernels, ``apply_slab(unrolled=True)``).
+        ``values``: the unrolled gates' values and the regions' slab matrices for ``leaves``,
+        as ``_adjoint.sweep_values`` gives them (the adjoint rule has them already; tracing
+        them twice cost 10-15% of its trace).
         """
         state = self.initial_state(leaves)
-        values = self.gate_values(leaves)
         source = self.param_source(leaves)
         gates = [g for g, _, _ in self.gates]
+        if values is None:
+            computed = self.gate_values(leaves)
+            one_by_one: Any = computed
+            region_mats = iter(
+                region_matrices(r, gates, computed) for r in self.plan if isinstance(r, Region)
+            )
+        else:
+            one_by_one, region_mats = values[0], iter(values[1])
         for item in self.plan:
             if isinstance(item, Region):
-                mats = region_matrices(item, gates, values)
-                state = run_region(state, item, mats, unrolled=elementwise)
+                state = run_region(state, item, next(region_mats), unrolled=elementwise)
                 continue
             state = apply_gate(
-                state, gates[item], source.params(item), value=values[item], elementwise=elementwise
+                state,
+                gates[item],
+                source.params(item),
+                value=one_by_one[item],
+                elementwise=elementwise,
             )
         return state
 
@@ -340,6 +356,7 @@ class _LiftedParams:
     def __init__(self, leaves: tuple, slices: list[slice], sources: tuple):
         self.leaves, self.slices, self.sources = leaves, slices, sources
         self._flat: dict[int, Array] = {}
+        self._dtypes: dict[int, Any] = {}  # per leaf: jnp.result_type costs ~50 us a call
 
     def _flat_leaf(self, j: int) -> Array:
         if j not in self._flat:
@@ -360,17 +377,23 @@ class _LiftedParams:
     def params(self, i: int) -> tuple:
         return self.at(self.slices[i])
 
+    def _leaf_dtype(self, j: int) -> Any:
+        if j not in self._dtypes:
+            self._dtypes[j] = jnp.result_type(self.leaves[j])
+        return self._dtypes[j]
+
     def scalar_dtypes(self, i: int) -> tuple | None:
         out = []
         for pos in range(self.slices[i].start, self.slices[i].stop):
             kind, *rest = self.sources[pos]
-            if kind == "elem":
-                out.append(jnp.result_type(self.leaves[rest[0]]))
+            if kind == "const":
+                if np.ndim(rest[0]) != 0:
+                    return None
+                out.append(jnp.result_type(rest[0]))
                 continue
-            value = self.leaves[rest[0]] if kind == "leaf" else jnp.asarray(rest[0])
-            if jnp.ndim(value) != 0:
+            if kind == "leaf" and jnp.ndim(self.leaves[rest[0]]) != 0:
                 return None
-            out.append(jnp.result_type(value))
+            out.append(self._leaf_dtype(rest[0]))
         return tuple(out)
 
     def stacked(self, ids, k: int) -> Array:

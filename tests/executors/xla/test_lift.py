@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +12,8 @@ import pytest
 from xla_test_helpers import DEV
 
 import qjaxiface
-from qjaxiface.executors.xla import _select
+from qjaxiface import _caches
+from qjaxiface.executors.xla import _lift, _select
 from qjaxiface.executors.xla._lift import lift, per_parameter
 
 PIPELINE = DEV.preprocess_transforms(DEV.setup_execution_config())
@@ -114,14 +117,14 @@ def test_lifted_results_and_derivatives_match_pennylane(diff_method, template, m
     ref_circuit = vec(_circuit("backprop", template))  # PennyLane's own boundary
     ref = (ref_circuit(w, v, x), jax.jacobian(ref_circuit, argnums=(0, 1, 2))(w, v, x))
     seen = []
-    original = _select._lift
+    original = _select.cached_lift
 
-    def spy(tape, pipeline):
-        out = original(tape, pipeline)
+    def spy(*args):
+        out = original(*args)
         seen.append(out is not None)
         return out
 
-    monkeypatch.setattr(_select, "_lift", spy)
+    monkeypatch.setattr(_select, "cached_lift", spy)
     with qjaxiface.installed():
         f = vec(_circuit(diff_method, template))
         got = jax.jit(lambda *a: (f(*a), jax.jacobian(f, argnums=(0, 1, 2))(*a)))(w, v, x)
@@ -248,3 +251,136 @@ def test_parameter_shift_differentiates_elements_without_a_rule_by_autodiff():
         col = jax.jit(jax.jvp, static_argnums=0)(make("parameter-shift"), (w,), (jnp.ones(2),))
     np.testing.assert_allclose(got, ref, atol=1e-10)
     np.testing.assert_allclose(col[1], ref.sum(), atol=1e-10)
+
+
+# ------------------------------------------------------------------ one lift per structure
+
+
+def _sel_qnode(diff_method="adjoint", ranges=None, angle=0.3, traced_gate=False):
+    @qml.qnode(qml.device("default.qubit", wires=3), diff_method=diff_method)
+    def circuit(w, x=0.2):
+        qml.RY(angle, 1)  # a concrete gate: its value belongs to the structure
+        if traced_gate:
+            qml.RX(x, 0)  # a traced value outside the template
+        qml.StronglyEntanglingLayers(w, wires=range(3), ranges=ranges)
+        return qml.expval(qml.Z(0) @ qml.X(2))
+
+    return circuit
+
+
+def _reference(w, **kwargs):
+    # PennyLane's own boundary (qjaxiface not installed): value and gradient.
+    return jax.value_and_grad(_sel_qnode("backprop", **kwargs))(w)
+
+
+@pytest.fixture
+def lift_count(monkeypatch):
+    _lift.clear_cache()
+    calls = []
+    original = _lift.lift
+
+    def counting(tape, pipeline):
+        calls.append(tape)
+        return original(tape, pipeline)
+
+    monkeypatch.setattr(_lift, "lift", counting)
+    yield calls
+    _lift.clear_cache()
+
+
+def _no_tracers_kept():
+    for entries in _lift._cache.values():
+        for lifted in entries.values():
+            leaves = jax.tree_util.tree_leaves(lifted.tape) if lifted is not None else []
+            assert not any(isinstance(x, jax.core.Tracer) for x in leaves)
+
+
+def test_one_lift_per_structure_across_calls_and_transforms(lift_count):
+    rng = np.random.default_rng(3)
+    w1, w2 = (jnp.asarray(rng.random((2, 3, 3))) for _ in range(2))
+    with qjaxiface.installed(executor="xla"):
+        vg = jax.value_and_grad(_sel_qnode())
+        got = [vg(w1), vg(w2)]  # eager grad
+        assert len(lift_count) == 1
+        got += [jax.jit(vg)(w1), jax.jit(lambda w: vg(w))(w2)]  # two traces under jit
+        assert len(lift_count) == 2  # the interface is part of the key: one more
+    for (value, grad), w in zip(got, (w1, w2, w1, w2)):
+        ref_value, ref_grad = _reference(w)
+        np.testing.assert_allclose(value, ref_value, atol=1e-10)
+        np.testing.assert_allclose(grad, ref_grad, atol=1e-10)
+    _no_tracers_kept()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"ranges": (2, 1)}, {"angle": 0.5}, {"layers": 3}],
+    ids=["hyperparameters", "concrete-value", "shape"],
+)
+def test_a_new_structure_lifts_again_with_its_own_result(change, lift_count):
+    layers = change.pop("layers", 2)
+    w = jnp.asarray(np.random.default_rng(4).random((layers, 3, 3)))
+    w_base = jnp.asarray(np.random.default_rng(4).random((2, 3, 3)))
+    with qjaxiface.installed(executor="xla"):
+        base = jax.value_and_grad(_sel_qnode())(w_base)
+        got = jax.value_and_grad(_sel_qnode(**change))(w)
+    assert len(lift_count) == 2
+    for g, r in zip(base + got, _reference(w_base) + _reference(w, **change)):
+        np.testing.assert_allclose(g, r, atol=1e-10)
+
+
+def test_a_traced_value_outside_templates_lifts_every_call(lift_count):
+    w = jnp.asarray(np.random.default_rng(5).random((2, 3, 3)))
+    xs = (0.1, 0.7)
+    with qjaxiface.installed(executor="xla"):
+        circuit = _sel_qnode(traced_gate=True)
+        got = [jax.grad(circuit, argnums=(0, 1))(w, jnp.asarray(x)) for x in xs]
+    assert len(lift_count) == 2
+    for g, x in zip(got, xs):
+        ref = jax.grad(_sel_qnode("backprop", traced_gate=True), argnums=(0, 1))(w, x)
+        for a, b in zip(g, ref):
+            np.testing.assert_allclose(a, b, atol=1e-10)
+    _no_tracers_kept()
+
+
+def test_remembered_lifts_are_cleared_with_every_cache(lift_count):
+    assert "lifted templates" in _caches.registered()
+    w = jnp.asarray(np.random.default_rng(6).random((1, 3, 3)))
+    circuit = _sel_qnode()  # entries live as long as the device
+    with qjaxiface.installed(executor="xla"):
+        circuit(w)
+        assert sum(len(e) for e in _lift._cache.values()) == 1
+        qjaxiface.clear_caches()
+        assert sum(len(e) for e in _lift._cache.values()) == 0
+        circuit(w)
+    assert len(lift_count) == 2
+    del circuit
+    gc.collect()
+    assert not _lift._cache  # nor longer
+
+
+@pytest.mark.parametrize(
+    "ops, runs",
+    [
+        ([qml.StronglyEntanglingLayers(np.ones((2, 3, 3)), wires=range(3))], 1),
+        ([qml.RX(0.4, 1), qml.AngleEmbedding(np.ones(3), wires=range(3))], 1),
+        ([FixedAngleLayer(np.array([0.1, 0.2]), wires=[0, 1])], 2),  # a constant angle
+        ([NegatedLayer(np.array([0.3]), wires=0)], 2),  # computed: the second run refuses
+    ],
+    ids=["selects-only", "with-plain-op", "constant", "computed"],
+)
+def test_a_second_decomposition_only_for_values_that_are_not_tags(ops, runs):
+    class Counting:
+        """The device pipeline, counting its runs."""
+
+        calls = 0
+
+        def __iter__(self):
+            return iter(PIPELINE)
+
+        def __call__(self, tapes):
+            Counting.calls += 1
+            return PIPELINE(tapes)
+
+    lifted = lift(_tape(ops), Counting())
+    assert Counting.calls == runs
+    assert (lifted is None) == isinstance(ops[0], NegatedLayer)
