@@ -22,7 +22,7 @@ in machine load hits all of them. The circuit is StronglyEntanglingLayers(n, L) 
 
 A tool is skipped at a size where its step, extrapolated from the previous size (x2 per qubit),
 would exceed ``--max-step`` seconds, or its peak memory would exceed ``--max-gb`` (x2 per qubit
-for state vectors; TensorCircuit-NG's measured growth). ``--tools tcng --merge`` re-measures
+for backprop, a few states more for adjoint methods, TensorCircuit-NG's measured growth). ``--tools tcng --merge`` re-measures
 some tools and merges their cells into the saved results. ``--docs``
 replaces the "Qubit sweep" section of a Markdown page and writes docs/img/qubit_sweep.png.
 """
@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -78,6 +79,9 @@ def _time(step, w) -> dict:
         times.append(time.perf_counter() - t)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
     return {"first": first, "steady": min(times), "steady_all": times, "rss_gb": rss}
+
+
+STATES_ADJOINT = 8  # complex128 states an adjoint step may hold (measured: 4-5 for ours)
 
 
 def _work_pennylane(tool: str, n: int, layers: int, method: str, precision: str) -> dict:
@@ -154,14 +158,21 @@ def _spawn(python: str, col: tuple, n: int, layers: int, timeout: float) -> dict
     tool, method, precision = col
     cmd = [python, __file__, "--worker", tool, "--method", method, "--precision", precision]
     cmd += ["--n", str(n), "--layers", str(layers)]
+    # Its own session, so that a timeout ends the worker's helpers too (cotengra's pool
+    # outlived a timed-out TensorCircuit-NG worker).
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return {"error": f"timed out after {timeout:.0f} s"}
-    if out.returncode != 0:
-        tail = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ""
-        return {"error": f"exit {out.returncode}: {tail[:200]}"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    if proc.returncode != 0:
+        tail = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+        return {"error": f"exit {proc.returncode}: {tail[:200]}"}
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def _python_for(args, tool: str) -> str | None:
@@ -175,9 +186,12 @@ def _python_for(args, tool: str) -> str | None:
 def _too_big(col, n: int, last: dict | None, args, before: dict | None = None) -> str | None:
     """Why ``col`` is skipped at ``n`` (None: run it), from its results at smaller sizes.
 
-    Time and a state vector's memory double per qubit. A tensor network's memory follows its
-    contraction width instead: TensorCircuit-NG's grows as measured between its last two
-    sizes (``before``, then ``last``), at least 1.2x per qubit.
+    Time doubles per qubit. Memory: backprop keeps states per gate, so its peak doubles per
+    qubit too; an adjoint method holds a few states on top of the runtime, so the peak grows
+    by ``STATES_ADJOINT`` states (doubling a small-n peak, mostly the runtime's, would skip
+    sizes that fit). A tensor network's memory follows its contraction width: TensorCircuit-NG's
+    grows as measured between its last two sizes (``before``, then ``last``), at least 1.2x
+    per qubit (1.41x from a single size).
     """
     if col[1] == "parameter-shift" and n > args.max_shift_n:
         return f"parameter-shift above n={args.max_shift_n}"
@@ -188,12 +202,19 @@ def _too_big(col, n: int, last: dict | None, args, before: dict | None = None) -
     grow = 2.0 ** (n - last["n"])
     if last["steady"] * grow > args.max_step:
         return f"step would take about {last['steady'] * grow:.0f} s"
-    mem_grow = grow
-    if col[0] == "tcng" and before is not None and "rss_gb" in before:
-        per_qubit = (last["rss_gb"] / before["rss_gb"]) ** (1 / (last["n"] - before["n"]))
-        mem_grow = min(2.0, max(1.2, per_qubit)) ** (n - last["n"])
-    if last["rss_gb"] * mem_grow > args.max_gb:
-        return f"would need about {last['rss_gb'] * mem_grow:.0f} GB"
+    if col[0] == "tcng":
+        per_qubit = 2.0**0.5  # until two sizes are measured
+        if before is not None and "rss_gb" in before:
+            per_qubit = (last["rss_gb"] / before["rss_gb"]) ** (1 / (last["n"] - before["n"]))
+            per_qubit = min(2.0, max(1.2, per_qubit))
+        need = last["rss_gb"] * per_qubit ** (n - last["n"])
+    elif col[1] == "backprop":
+        need = last["rss_gb"] * grow
+    else:
+        state_gb = 16 * 2.0**n / 1e9
+        need = last["rss_gb"] + STATES_ADJOINT * state_gb * (1 - 1 / grow)
+    if need > args.max_gb:
+        return f"would need about {need:.0f} GB"
     return None
 
 
@@ -207,7 +228,8 @@ def measure(args) -> dict:
             for col in COLUMNS:
                 python = _python_for(args, col[0])
                 name = "/".join(col)
-                if python is None or (args.tools and col[0] not in args.tools):
+                wanted = not args.tools or col[0] in args.tools or name in args.tools
+                if python is None or not wanted:
                     continue
                 reason = _too_big(col, n, last.get(col), args, before.get(col))
                 if reason:
@@ -270,7 +292,9 @@ def to_markdown(data: dict) -> str:
         "`jit(grad)` step (minimum over up to 5 steps) of StronglyEntanglingLayers(n, L), "
         "`expval(Z(0))`, x64, one fresh process per cell, tools alternating. *X / ours*: the "
         "peer's step over qjaxiface's adjoint step (higher is better for qjaxiface). "
-        "`skipped`: extrapolated past the step or memory budget.",
+        "`skipped`: extrapolated past the step or memory budget; `failed`: the worker failed "
+        "or ran past `--timeout` (TensorCircuit-NG at L=20: its first call, contraction search "
+        "and compile, did not finish in 30 minutes).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -341,7 +365,11 @@ def main(argv=None) -> None:
     parser.add_argument("--json", default="bench-results/qubit_sweep.json")
     parser.add_argument("--docs")
     parser.add_argument("--render", action="store_true", help="only re-render --json")
-    parser.add_argument("--tools", nargs="*", help="measure only these tools (default: all)")
+    parser.add_argument(
+        "--tools",
+        nargs="*",
+        help="measure only these tools or columns, e.g. tcng, qjaxiface/adjoint/double",
+    )
     parser.add_argument(
         "--merge", action="store_true", help="put the new cells into the results in --json"
     )
