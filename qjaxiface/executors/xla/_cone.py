@@ -98,8 +98,10 @@ def cone_groups(tape: qml.tape.QuantumScript) -> list[list[int]] | None:
     terms on its cone's wires costs less than simulating the union once. Groups start from
     terms with the same cone, absorb groups whose cone they contain, and are merged cheapest
     first down to ``MAX_GROUPS``; the split is used when it costs at most half of the whole
-    (cost: ``2**wires x (gates + terms)``). Only a tape with one analytic ``expval`` of a sum
-    qualifies (a variance is not a sum of the terms' variances).
+    (cost: ``2**wires x (gates + terms)``), and never once a term's cone alone is the whole
+    register with at least half of the gates (deep circuits then pay one cone walk, not one
+    per term). Only a tape with one analytic ``expval`` of a sum qualifies (a variance is not
+    a sum of the terms' variances).
 
     Args:
         tape: a tape as the XLA executor runs it (after the device's preprocessing).
@@ -133,10 +135,14 @@ def cone_groups(tape: qml.tape.QuantumScript) -> list[list[int]] | None:
         return None
     by_cone: dict[tuple, list[int]] = {}
     seen: dict[frozenset, tuple] = {}
+    everything = frozenset(tape.wires)
     for k, term in enumerate(terms):
         wires = frozenset(term.wires)
         if wires not in seen:
             seen[wires] = _cone_of(ops, wires)
+            keep, cone = seen[wires]
+            if cone >= everything and 2 * len(keep) >= len(ops):
+                return None  # deep: this term's group alone would cost about the whole
         by_cone.setdefault(seen[wires], []).append(k)
     groups = [(keep, cone, ids) for (keep, cone), ids in by_cone.items()]
     groups.sort(key=lambda g: -len(g[1]))

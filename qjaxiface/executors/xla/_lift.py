@@ -18,9 +18,9 @@ tape's own values, one run is enough (StronglyEntanglingLayers, the embeddings, 
 values need a second run, with tags that differ in their integer and fractional parts: a value
 that is the same in both runs is a constant of the decomposition (a fixed angle); anything
 else -- the template computed with its weights (IQPEmbedding's products, a sign flip, a cast)
--- means the tape is not lifted and is decomposed with its traced weights as before. Only tapes whose templates
-would be decomposed by the device anyway, with real floating-point array weights, no
-parameter broadcasting and one decomposed tape each, are lifted.
+-- means the tape is not lifted and is decomposed with its traced weights as before. Only
+tapes whose templates would be decomposed by the device anyway, with real floating-point array
+weights, no parameter broadcasting and one decomposed tape each, are lifted.
 """
 
 from __future__ import annotations
@@ -236,8 +236,8 @@ def lift(tape: qml.tape.QuantumScript, pipeline) -> Lifted | None:
 
 # ------------------------------------------------------------------ one lift per structure
 #
-# Lifting runs the device's decomposition twice: 0.7 s of a 2 s trace at 100 layers of 12
-# qubits, and as much again on every eager call. Its result depends only on the tape's
+# Lifting runs the device's decomposition once or twice: 0.35-0.7 s of a 2 s trace at 100
+# layers of 12 qubits, and as much again on every eager call. Its result depends only on the tape's
 # structure when every traced value sits in a lifted template (the decomposition then holds
 # tags and concrete values alone, and no tracer of the caller), so those results are kept.
 
