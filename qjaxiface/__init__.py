@@ -48,12 +48,14 @@ _EXPORTS = {
     # The exceptions users catch.
     "HigherOrderError": "boundary._higher_order",
     "HostCallbackError": "faults",
+    "MeshError": "executors.xla",
     "XLAUnsupported": "executors.xla",
 }
 
 __all__ = [
     "HigherOrderError",
     "HostCallbackError",
+    "MeshError",
     "XLAUnsupported",
     "__version__",
     "clear_caches",
@@ -86,6 +88,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from .boundary._higher_order import HigherOrderError as HigherOrderError
     from .detect import get_jax_interface_name as get_jax_interface_name
     from .execution import execute as execute
+    from .executors.xla import MeshError as MeshError
     from .executors.xla import XLAUnsupported as XLAUnsupported
     from .faults import HostCallbackError as HostCallbackError
     from .faults import reraise_device_errors as reraise_device_errors

@@ -87,11 +87,18 @@ def _hook_state() -> str:
     return "yes" if is_installed() else "no"
 
 
+def _capacity() -> dict[str, Any]:
+    from .executors.xla._distributed import capacity
+
+    return capacity()
+
+
 def environment_report() -> dict[str, Any]:
     """Collect the environment report as plain data.
 
     Returns:
         dict: keys ``"python"``, ``"versions"``, ``"backend"``, ``"devices"``, ``"x64"``,
+        ``"sharded_state"`` (see ``executors.xla._distributed.capacity``),
         ``"compilation_cache"`` (see ``compilation_cache_status``), ``"pennylane_devices"``, ``"hook_installed"`` and ``"compatibility"`` (see
         ``compatibility_report``).
     """
@@ -106,6 +113,7 @@ def environment_report() -> dict[str, Any]:
             f"{d.platform}:{d.id} ({getattr(d, 'device_kind', '?')})" for d in jax.devices()
         ],
         "x64": bool(jax.config.read("jax_enable_x64")),
+        "sharded_state": _capacity(),
         "compilation_cache": compilation_cache_status(),
         "pennylane_devices": pennylane_devices(),
         "hook_installed": _hook_state(),
@@ -355,6 +363,15 @@ def _print_report(report: dict[str, Any], out: Callable[[str], None]) -> None:
     out(f"  {'backend':<22}{report['backend']}")
     out(f"  {'devices':<22}{', '.join(report['devices'])}")
     out(f"  {'x64':<22}{'on' if report['x64'] else 'off'}")
+    cap = report["sharded_state"]
+    if cap["device_bytes"] is None:
+        out(f"  {'largest state':<22}unknown (the devices report no memory)")
+    else:
+        n = cap["largest_n"]
+        out(
+            f"  {'largest state':<22}{n['forward']} qubits, complex128 (adjoint {n['adjoint']}), "
+            f"{cap['devices']} x {cap['device_bytes'] / 2**30:.1f} GiB; mesh= shards it"
+        )
     cache = report["compilation_cache"]
     if cache["enabled"]:
         size = f"{cache['entries']} files, {cache['bytes'] / 2**20:.1f} MiB"

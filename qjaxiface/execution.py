@@ -30,6 +30,7 @@ from ._hints import hinted
 from .counts import counts_as_samples, has_counts
 from .detect import resolve_interface, validate_interface
 from .executors import run_on_device, run_on_xla
+from .executors.xla import AmplitudeMesh, using_mesh
 from .executors.xla._lift import templates_with_stand_ins
 
 ExecutorChoice = Literal["auto", "device", "xla"]
@@ -53,6 +54,7 @@ def execute(
     mcm_method=None,
     executor: ExecutorChoice = "auto",
     executor_backend=None,
+    mesh=None,
 ) -> tuple:
     """Execute a batch of tapes with JAX parameters, differentiably.
 
@@ -85,13 +87,18 @@ def execute(
             ``"device"`` (never the XLA executor).
         executor_backend (optional): PennyLane's concurrent executor backend, passed to the
             device config.
+        mesh (jax.sharding.Mesh, optional): shard the state vector over the mesh's devices
+            (a power of two of them): the XLA executor runs each circuit with its top
+            ``log2(devices)`` qubits global (docs/distributed.md). Implies ``executor="xla"``
+            when ``executor`` is ``"auto"``.
 
     Returns:
         tuple: one result per tape, as JAX arrays (and dictionaries for ``qml.counts``).
 
     Raises:
-        ValueError: for an interface other than ``"auto"``, ``"jax"``, ``"jax-jit"`` or an
-            unknown ``executor``.
+        ValueError: for an interface other than ``"auto"``, ``"jax"``, ``"jax-jit"``, an
+            unknown ``executor``, or a ``mesh`` that is not a mesh of a power of two of devices
+            or comes with ``executor="device"``.
 
     Note:
         Under ``jit``, ``qml.counts`` returns **every** outcome, zeros included (the keys a
@@ -113,12 +120,21 @@ def execute(
             f"qjaxiface.execute got executor={executor!r}; use one of "
             f"{', '.join(map(repr, _EXECUTORS))}."
         )
+    amplitude_mesh = None
+    if mesh is not None:
+        if executor == "device":
+            raise ValueError(
+                "qjaxiface.execute got mesh= with executor='device'; a sharded state runs on "
+                "the XLA executor: pass executor='xla' (or 'auto')"
+            )
+        amplitude_mesh = AmplitudeMesh.of(mesh)
+        executor = "xla"
     if not isinstance(device, qml.devices.Device):
         device = qml.devices.LegacyDeviceFacade(device)
     tapes = tuple(tapes)
     if not tapes:
         return ()
-    with jax_core_shim():  # PennyLane 0.45 code reached below calls removed jax.core names
+    with jax_core_shim(), using_mesh(amplitude_mesh):  # the shim: see _compat
         return _execute(
             tapes,
             device,

@@ -23,6 +23,7 @@ from pennylane.math import Interface
 
 from . import _compat, _threads
 from .execution import _EXECUTORS, execute
+from .executors.xla import AmplitudeMesh
 
 # Modules that bind the name ``execute`` to PennyLane's workflow entry point.
 _PATCH_SITES = (
@@ -51,6 +52,7 @@ class _Installation:
     executor: str
     originals: dict  # module name -> the ``execute`` it had
     capture_original: object = None  # ``capture_qnode`` before install (None: not importable)
+    mesh: Any = None  # ``jax.sharding.Mesh`` the state is sharded over (None: one device)
 
 
 _lock = threading.RLock()
@@ -76,7 +78,7 @@ def _routes_to_jax(tapes, interface) -> bool:
     return qml.math.get_interface(*params) == "jax" if params else False
 
 
-def _make_router(original, executor: str):
+def _make_router(original, executor: str, mesh=None):
     @functools.wraps(original)
     def execute_router(tapes, device, diff_method=None, interface=Interface.AUTO, **kwargs):
         tapes = tuple(tapes)
@@ -89,6 +91,7 @@ def _make_router(original, executor: str):
             diff_method,
             "auto" if value is None else value,
             executor=executor,
+            mesh=mesh,
             **kwargs,
         )
 
@@ -125,13 +128,13 @@ def _capture_module():
         return None
 
 
-def install(executor: str = "auto") -> None:
+def install(executor: str = "auto", mesh=None) -> None:
     """Route PennyLane's JAX executions (QNodes and ``qml.execute``) through qjaxiface.
 
     After this, every QNode and ``qml.execute`` call whose interface resolves to ``"jax"`` or
     ``"jax-jit"`` (including ``"auto"`` with JAX arguments) runs through
     [``qjaxiface.execute``][qjaxiface.execute]; other interfaces are untouched. Calling it again
-    only updates ``executor``.
+    only updates ``executor`` and ``mesh``.
 
     On JAX releases that removed ``jax.core`` names PennyLane 0.45 calls (``concrete_or_error``,
     ``is_concrete``, ``TraceTag``, ...), it puts those names back on ``jax.core`` (JAX's own
@@ -150,9 +153,12 @@ def install(executor: str = "auto") -> None:
     Args:
         executor (str): ``"auto"``, ``"xla"`` or ``"device"``; see
             [``qjaxiface.execute``][qjaxiface.execute].
+        mesh (jax.sharding.Mesh, optional): shard every circuit's state vector over the mesh's
+            devices (the XLA executor; docs/distributed.md).
 
     Raises:
-        ValueError: for an unknown ``executor``.
+        ValueError: for an unknown ``executor``, or a ``mesh`` that
+            [``qjaxiface.execute``][qjaxiface.execute] would refuse.
 
     Examples:
         >>> import jax, pennylane as qml
@@ -172,6 +178,13 @@ def install(executor: str = "auto") -> None:
             f"qjaxiface.install got executor={executor!r}; use one of "
             f"{', '.join(map(repr, _EXECUTORS))}."
         )
+    if mesh is not None:
+        if executor == "device":
+            raise ValueError(
+                "qjaxiface.install got mesh= with executor='device'; a sharded state runs on "
+                "the XLA executor: pass executor='xla' (or 'auto')"
+            )
+        AmplitudeMesh.of(mesh)  # refuse a bad mesh now, not at the first QNode call
     with _lock:
         if _state is None:
             _compat.acquire_jax_core_shim()
@@ -182,7 +195,8 @@ def install(executor: str = "auto") -> None:
         )
         for name in _PATCH_SITES:
             module = importlib.import_module(name)
-            module.execute = _make_router(originals[name], executor)  # type: ignore[attr-defined]
+            router = _make_router(originals[name], executor, mesh)
+            module.execute = router  # type: ignore[attr-defined]
         capture = _capture_module()
         if _state is not None:
             capture_original = _state.capture_original
@@ -192,7 +206,7 @@ def install(executor: str = "auto") -> None:
             if capture is not None:
                 capture.capture_qnode = _make_capture_passthrough(capture_original)
         _state = _Installation(
-            executor=executor, originals=originals, capture_original=capture_original
+            executor=executor, originals=originals, capture_original=capture_original, mesh=mesh
         )
         _threads.patch()
 
@@ -225,8 +239,10 @@ def installed_executor() -> str | None:
 
 
 @contextlib.contextmanager
-def installed(executor: str = "auto") -> Iterator[None]:
+def installed(executor: str = "auto", mesh=None) -> Iterator[None]:
     """Context manager: qjaxiface installed inside the block, the previous state restored after.
+
+    ``executor`` and ``mesh`` as in [``install``][qjaxiface.install].
 
     Examples:
         >>> import qjaxiface
@@ -238,7 +254,7 @@ def installed(executor: str = "auto") -> Iterator[None]:
     """
     with _lock:
         entry: list[Any] = [object(), _state]
-        install(executor)
+        install(executor, mesh)
         _active.append(entry)
     try:
         yield
@@ -254,4 +270,4 @@ def installed(executor: str = "auto") -> Iterator[None]:
             elif entry[1] is None:
                 uninstall()
             else:
-                install(entry[1].executor)
+                install(entry[1].executor, entry[1].mesh)

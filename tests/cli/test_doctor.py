@@ -18,6 +18,7 @@ def test_doctor_reports_environment_and_passes(capsys):
         assert f"\n  {expected} " in out
     assert "backend               cpu" in out or "backend" in out
     assert "x64" in out
+    assert "largest state" in out and "mesh= shards it" in out
     assert "default.qubit" in out
     assert "lightning.qubit" in out
     assert "qjaxiface hook installed: no" in out
@@ -135,3 +136,19 @@ def test_self_test_fails_when_another_path_ran():
     result = _cli_doctor.self_test(executor="device", jit=True, route="executor=xla")
     assert not result.passed
     assert "another path ran" in result.problems[0]
+
+
+def test_capacity_follows_device_memory():
+    from qjaxiface.executors.xla._distributed import capacity
+
+    class Gpu:  # what a GPU's memory_stats reports
+        platform = "gpu"
+
+        def memory_stats(self):
+            return {"bytes_limit": 3 * 16 * 2**20}  # three complex128 slices of 2**20
+
+    report = capacity([Gpu()] * 4)
+    assert report["devices"] == 4 and report["device_bytes"] == 3 * 16 * 2**20
+    assert report["largest_n"]["forward"] == 20 + 2  # 2 global qubits on 4 devices
+    assert report["largest_n"]["adjoint"] == 18 + 2  # 10 slices: 2**18 amplitudes
+    assert capacity([Gpu()] * 6)["devices"] == 4  # a power of two of them

@@ -53,14 +53,24 @@ from ...detect import inside_staging_trace
 from ._compact import compact_enabled, set_compact
 from ._cone import cone_groups, light_cone_enabled, set_light_cone
 from ._derivatives import make_fn
+from ._distributed import (
+    AmplitudeMesh,
+    MeshError,
+    ShardedProgram,
+    automatic_mesh,
+    current_mesh,
+    using_mesh,
+)
 from ._lift import per_parameter
-from ._rows import set_sharding
+from ._rows import rows_sharding_off, set_sharding
 from ._shift import SHIFT_METHODS
 from ._simulate import TapeProgram
 from ._support import DIFF_METHODS, XLAUnsupported, xla_unsupported_reason
 
 __all__ = [
     "DIFF_METHODS",
+    "AmplitudeMesh",
+    "MeshError",
     "XLAUnsupported",
     "clear_cache",
     "execute_checked",
@@ -69,6 +79,7 @@ __all__ = [
     "set_light_cone",
     "set_precision",
     "set_sharding",
+    "using_mesh",
     "xla_execute",
     "xla_unsupported_reason",
 ]
@@ -118,7 +129,7 @@ def _freeze(value) -> Any:
         return repr(value)
 
 
-def _structure_key(tape, leaves, diff_method, kwargs, wire_order) -> Any:
+def _structure_key(tape, leaves, diff_method, kwargs, wire_order, mesh=None) -> Any:
     """A hashable key for everything the built function depends on except parameter values."""
     try:
         key = (
@@ -131,6 +142,7 @@ def _structure_key(tape, leaves, diff_method, kwargs, wire_order) -> Any:
             compact_enabled(),
             light_cone_enabled(),
             precision(),
+            None if mesh is None else mesh.key(),
         )
         hash(key)
         return key
@@ -165,24 +177,31 @@ def _stand_in(x) -> np.ndarray:
     return out
 
 
+def _program(tape, wire_order, diff_method, lifted=None, compact=True):
+    """A ``TapeProgram``, sharded over the current mesh when there is one."""
+    mesh = current_mesh()
+    if mesh is None:
+        return TapeProgram(tape, wire_order, lifted, compact=compact)
+    return ShardedProgram(tape, wire_order, lifted, mesh, elementwise=diff_method != "backprop")
+
+
 def _build(tape, leaves, diff_method, kwargs, wire_order, lifted=None):
     if lifted is None:
         # Shift rules evaluate their rows unrolled (``TapeProgram.final_state``); a compact
         # primal next to them would be a second program to compile.
         compact = diff_method not in SHIFT_METHODS
-        program = TapeProgram(_detached(tape), wire_order, compact=compact)
+        program = _program(_detached(tape), wire_order, diff_method, compact=compact)
         fn = program.broadcast(make_fn(program, diff_method, kwargs))
         return fn, jax.jit(fn)
     if diff_method not in SHIFT_METHODS:
-        program = TapeProgram(_detached(lifted.tape), wire_order, lifted)
+        program = _program(_detached(lifted.tape), wire_order, diff_method, lifted)
         fn = make_fn(program, diff_method, kwargs)
         return fn, jax.jit(fn)
     # Shift rules shift one gate parameter at a time: the program reads them from
     # per-parameter vectors gathered from the template leaves (``_lift.per_parameter``).
     view = per_parameter(lifted, leaves)
-    inner = make_fn(
-        TapeProgram(_detached(lifted.tape), wire_order, view.lifted), diff_method, kwargs
-    )
+    program = _program(_detached(lifted.tape), wire_order, diff_method, view.lifted)
+    inner = make_fn(program, diff_method, kwargs)
 
     def widened(leaves, key=None):
         return inner(view.widen(leaves), key)
@@ -192,7 +211,7 @@ def _build(tape, leaves, diff_method, kwargs, wire_order, lifted=None):
 
 def _program_key(tape, leaves, diff_method, kwargs, wire_order, lifted=None) -> Any:
     """The cache key of the program for ``tape`` (None: not cacheable)."""
-    key = _structure_key(tape, leaves, diff_method, kwargs, wire_order)
+    key = _structure_key(tape, leaves, diff_method, kwargs, wire_order, current_mesh())
     if key is None or lifted is None:
         return key
     try:
@@ -329,6 +348,11 @@ def _term_group(tape, lift, ids: list[int]) -> tuple:
 
 def _run(tape, lift, key, diff_method, gradient_kwargs, wire_order):
     """One tape's results from its (cached) program."""
+    if current_mesh() is None and not tape.shots:
+        auto = automatic_mesh(len(tape.wires), diff_method)
+        if auto is not None:  # too large for one device: sharded over all of them
+            with using_mesh(auto):
+                return _run(tape, lift, key, diff_method, gradient_kwargs, wire_order)
     leaves = tuple(jnp.asarray(x) for x in _leaves(tape))
     plain, jitted = _tape_function(tape, leaves, diff_method, gradient_kwargs, wire_order, lift)
     # Inside a staging trace the caller's jit compiles everything anyway; calling the
@@ -336,4 +360,8 @@ def _run(tape, lift, key, diff_method, gradient_kwargs, wire_order):
     # more to linearize that jaxpr under grad). Everywhere else, eager grad/vmap tracers
     # included, the compiled copy runs: op by op, eager grad at n=8 and 10 SEL layers took
     # 0.55 s a step, compiled 22 ms.
-    return (plain if inside_staging_trace() else jitted)(leaves, key)
+    fn = plain if inside_staging_trace() else jitted
+    if current_mesh() is None:
+        return fn(leaves, key)
+    with rows_sharding_off():  # the devices hold one state's slices, not rows
+        return fn(leaves, key)

@@ -13,6 +13,8 @@ mode, ``jacfwd`` and the Hessian work too (second derivatives differentiate the 
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -110,8 +112,14 @@ def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, ob
     return out, tan
 
 
-def make_adjoint_fn(program: TapeProgram) -> Fn:
-    """The program's function with an adjoint-method ``custom_jvp`` (expectation values only)."""
+def make_adjoint_fn(program: TapeProgram, sweep=None) -> Fn:
+    """The program's function with an adjoint-method ``custom_jvp`` (expectation values only).
+
+    ``sweep(leaves, key, tangents)``: the rule's ``(results, tangents)`` (default
+    ``adjoint_jvp``; a sharded program brings its own).
+    """
+    if sweep is None:
+        sweep = functools.partial(adjoint_jvp, program)
     raw = program.run_single
     gate_leaves = set().union(*(program.reads(i) for i in range(len(program.gates))))
 
@@ -129,7 +137,7 @@ def make_adjoint_fn(program: TapeProgram) -> Fn:
         }
         tan = None
         if active:
-            out, vals = adjoint_jvp(program, leaves, key, active)
+            out, vals = sweep(leaves, key, active)
             tan = vals[0] if len(program.measurements) == 1 else tuple(vals)
         else:
             out = raw(leaves, key)

@@ -34,7 +34,7 @@ def make_fn(program: TapeProgram, diff_method: str | None, kwargs: dict | None) 
     if diff_method in (None, "backprop"):
         return program.run_single
     if diff_method == "adjoint":
-        return make_adjoint_fn(program)
+        return make_adjoint_fn(program, getattr(program, "adjoint_jvp", None))
     if diff_method in SHIFT_METHODS:
         return make_shift_fn(program, diff_method, dict(kwargs or {}))
     raise ValueError(f"unknown diff_method {diff_method!r}")

@@ -10,7 +10,9 @@ over a 1-D mesh, so XLA's SPMD partitioner runs each device's share there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -40,8 +42,23 @@ def set_sharding(enabled: bool | None) -> None:
     _ENABLED = enabled
 
 
+_OFF = contextvars.ContextVar("qjaxiface_rows_sharding_off", default=False)
+
+
+@contextlib.contextmanager
+def rows_sharding_off() -> Iterator[None]:
+    """No row sharding while tracing inside the block (amplitude-sharded programs)."""
+    token = _OFF.set(True)
+    try:
+        yield
+    finally:
+        _OFF.reset(token)
+
+
 def sharding_devices() -> list:
     """The devices rows are spread over (empty when sharding is off)."""
+    if _OFF.get():
+        return []
     enabled = _ENABLED
     if enabled is None:
         enabled = xla_sharding_allowed()

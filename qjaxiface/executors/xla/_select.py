@@ -18,6 +18,7 @@ import pennylane as qml
 from ..._log import log_entry
 from ...detect import get_jax_interface_name, inside_staging_trace
 from . import execute_checked, has_program, xla_unsupported_reason
+from ._distributed import MeshError, current_mesh
 from ._lift import cached_lift
 
 logger = logging.getLogger("qjaxiface")
@@ -103,6 +104,13 @@ def log_refusal(reason: str) -> None:
     logger.debug("XLA executor not used (%s); using the device executor instead", reason)
 
 
+def _refuse_sharded(reason: str) -> None:
+    raise MeshError(
+        f"mesh= runs circuits on the XLA executor, which cannot run this call: {reason}. "
+        "Drop mesh= to run it on the device, unsharded."
+    )
+
+
 _announced: set[str] = set()  # device names already told about (once per process)
 _announced_lock = threading.Lock()
 
@@ -172,7 +180,9 @@ def select_xla(tapes, device, config, iface: str, executor: str, lifted=None) ->
     if not might_use_xla(device, iface, executor):
         return None
 
-    refuse = log_refusal
+    # With mesh= the user asked for a sharded state; running it unsharded on the device
+    # instead could run out of memory far from the cause, so the reason is raised.
+    refuse = log_refusal if current_mesh() is None else _refuse_sharded
 
     tracker = getattr(device, "tracker", None)
     if executor == "auto" and getattr(tracker, "active", False):

@@ -191,7 +191,7 @@ def test_term_groups_match_pennylane_with_trainable_coefficients(diff_method):
 
 
 def test_term_groups_under_vmap_and_hessian():
-    n = 10
+    n = 8  # two term groups (the eager reference Hessian dominates the test's time)
 
     def make(method):
         @qml.qnode(qml.device("default.qubit", wires=n), diff_method=method)
