@@ -41,6 +41,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
+from pennylane.measurements import (
+    DensityMatrixMP,
+    ExpectationMP,
+    ProbabilityMP,
+    StateMP,
+    VarianceMP,
+)
 
 from ..._dtypes import complex_dtype, real_dtype, state_dtype
 from ._gates import Gate, as_complex, full_matrix, inverse_values
@@ -285,6 +292,11 @@ class Layout:
         self.n, self.g = n, g
         self.pos = list(range(n))
 
+    def copy(self) -> Layout:
+        out = Layout(self.n, self.g)
+        out.pos = list(self.pos)
+        return out
+
     def at(self) -> list[int]:
         """Inverse: physical position -> logical axis."""
         inv = [0] * self.n
@@ -510,8 +522,7 @@ class _Part:
 
 def _bring_local(program, base: Layout, wires) -> _Part:
     """Exchanges (from a copy of ``base``) that make ``wires`` local."""
-    layout = Layout(base.n, base.g)
-    layout.pos = list(base.pos)
+    layout = base.copy()
     axes = [program.axis_of[w] for w in wires]
     want = [a for a in axes if not layout.is_local(a)]
     spare = [a for a in range(layout.n) if layout.is_local(a) and a not in axes]
@@ -551,12 +562,12 @@ class ShardedProgram(TapeProgram):
 
     def _plan_measurement(self, m) -> list[_Part]:
         n_local = self.n_wires - self.g
-        if m.kind.__name__ == "StateMP":
+        if m.kind is StateMP:
             return []
         if len(m.wires) <= n_local:
             return [_bring_local(self, self.layout, m.wires)]
         obs = m.mp.obs
-        if m.kind.__name__ == "ExpectationMP" and obs is not None:
+        if m.kind is ExpectationMP and obs is not None:
             _, terms = obs.terms()
             if all(len(t.wires) <= n_local for t in terms):
                 parts = []
@@ -623,18 +634,18 @@ class ShardedProgram(TapeProgram):
         out = []
         for m, parts in zip(self.measurements, self.parts):
             mp = m.rebuild(leaves)
-            kind = m.kind.__name__
-            if kind in ("ExpectationMP", "VarianceMP"):
+            kind = m.kind  # the exact class (DensityMatrixMP subclasses StateMP)
+            if kind in (ExpectationMP, VarianceMP):
                 o_state = self._apply_obs(mp.obs, parts, state)
                 mean = _psum(jnp.real(jnp.vdot(state, o_state)), names)
-                if kind == "ExpectationMP":
+                if kind is ExpectationMP:
                     out.append(mean.astype(real_dtype()))
                     continue
                 square = _psum(jnp.real(jnp.vdot(o_state, o_state)), names)
                 res = jnp.stack([mean, square]) if moments else square - mean**2
                 out.append(res.astype(real_dtype()))
                 continue
-            if kind == "StateMP":
+            if kind is StateMP:
                 out.append(self._state_out(state).astype(complex_dtype()))
                 continue
             part = parts[0]
@@ -642,12 +653,12 @@ class ShardedProgram(TapeProgram):
             for step in part.exchanges:
                 local = run_exchange(local, step)
             axes = [part.axis_of[w] for w in m.wires]
-            if kind == "ProbabilityMP":
+            if kind is ProbabilityMP:
                 if mp.obs is not None:
                     local = rotate_to_eigenbasis(mp.obs, local, part.axis_of)
                     axes = [part.axis_of[w] for w in mp.obs.wires]
                 out.append(_psum(marginal_probs(local, axes), names).astype(real_dtype()))
-            elif kind == "DensityMatrixMP":
+            elif kind is DensityMatrixMP:
                 rho = _psum(density_matrix(local, axes), names)
                 out.append(rho.astype(complex_dtype()))
             else:  # pragma: no cover - _support admits no other analytic kind
@@ -655,20 +666,19 @@ class ShardedProgram(TapeProgram):
         return tuple(out)
 
     def _state_out(self, state) -> Array:
-        layout = Layout(self.layout.n, self.layout.g)
-        layout.pos = list(self.layout.pos)
+        layout = self.layout.copy()
         for step in restore(layout):
             state = run_exchange(state, step)
         order = local_order(layout)
         n_local = self.n_wires - self.g
         return jnp.transpose(jnp.reshape(state, (2,) * n_local), order).reshape(-1)
 
-    def _out_specs(self, moments=False):
-        specs = tuple(
-            PartitionSpec(self._names()) if m.kind.__name__ == "StateMP" else PartitionSpec()
+    def _out_specs(self) -> tuple:
+        """Per measurement: a state stays sharded over the mesh; the rest are replicated."""
+        return tuple(
+            PartitionSpec(self._names()) if m.kind is StateMP else PartitionSpec()
             for m in self.measurements
         )
-        return specs
 
     def _sharded(self, leaves, moments: bool):
         def local(leaves):
