@@ -62,9 +62,19 @@ from ._simulate import TapeProgram
 
 Array = Any
 
-_shard_map: Any = getattr(jax, "shard_map", None)
-if _shard_map is None:  # pragma: no cover - jax < 0.7 kept it in experimental
-    from jax.experimental.shard_map import shard_map as _shard_map
+
+def _shard_map(fn, *, mesh: Mesh, in_specs, out_specs):
+    """``shard_map`` without JAX's replication checking.
+
+    Every process of a multi-controller run must lower the same collectives in the same order.
+    With the checking on, JAX inserts ``pvary`` over a *set* of axis names (jax 0.7-0.12), and
+    the psum that transposes it lists them in string-hash order, which differs between processes
+    unless ``PYTHONHASHSEED`` is fixed: gloo then pairs mismatched all-reduces and hangs. Without
+    it, the only collectives are ours and the transpose's, both in mesh-axis order. Our outputs
+    are replicated by construction (every measurement ends in a ``psum``).
+    """
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+
 
 #: Local qubits a device keeps at least: room for any gate's targets and a measured pair.
 MIN_LOCAL = 4

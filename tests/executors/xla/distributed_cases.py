@@ -8,6 +8,7 @@ measured quantity). Every reference is PennyLane's own default.qubit through ``q
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 
@@ -215,7 +216,7 @@ def main() -> None:
         text = compiled.as_text()
         sizes = [
             int(np.prod([int(x) for x in dims.split(",") if x] or [1]))
-            for dims in __import__("re").findall(r"c128\[([\d,]*)\]", text)
+            for dims in re.findall(r"c128\[([\d,]*)\]", text)
         ]
         results[f"memory/{method}/largest_complex"] = max(sizes)
         results[f"memory/{method}/temp_slices"] = compiled.memory_analysis().temp_size_in_bytes / (
@@ -223,6 +224,23 @@ def main() -> None:
         )
     results["memory/slice"] = 2 ** (n - 3)
     results["memory/param_bytes"] = w12.size * 8
+
+    lap("Same program in every process")
+    # Under jax.distributed every process lowers the program itself, and the collectives must
+    # match: no pvary (JAX builds its axis tuple from a set, in string-hash order, which differs
+    # between processes), and every collective's axes in mesh order.
+    found = {"pvary": 0, "collectives": 0, "unordered": 0}
+    for method in ("backprop", "adjoint", "parameter-shift"):
+        text = str(
+            jax.make_jaxpr(jax.grad(lambda p, m=method: run(p, "expval", m, mesh_of(8), 0)))(params)
+        )
+        found["pvary"] += len(re.findall(r"\b(?:pvary|pbroadcast|pcast)\[", text))
+        for names in re.findall(r"\b(?:axes|axis_name)=\(([^)]*)\)", text):
+            order = [int(j) for j in re.findall(r"qjx(\d+)", names)]
+            found["collectives"] += bool(order)
+            found["unordered"] += order != sorted(order)
+    for key, value in found.items():
+        results[f"program/{key}"] = value
 
     lap("Automatic")
     # No mesh=, but a state that does not fit one device: sharded over all 8 automatically.

@@ -39,10 +39,19 @@ def main(process_id: int, port: str) -> None:
     assert jax.process_count() == 2 and len(jax.devices()) == 4
     mesh = Mesh(np.array(jax.devices()), ("hosts",))
     qjaxiface.install(executor="xla", mesh=mesh)
-    out = {}
+    compiled = {}
     for method in ("backprop", "adjoint"):
         qnode = qml.QNode(circuit, qml.device("default.qubit", wires=N), diff_method=method)
-        value, grad = jax.jit(jax.value_and_grad(qnode))(WEIGHTS)
+        compiled[method] = jax.jit(jax.value_and_grad(qnode)).lower(WEIGHTS).compile()
+    # Gloo sets up a communicator at its first collective and waits 30 s for the other process;
+    # on a loaded machine the two compiles can differ by more. The coordination service's
+    # barrier (what JAX's own multi-process tests use) waits as long as asked.
+    from jax._src import distributed
+
+    distributed.global_state.client.wait_at_barrier("qjaxiface-compiled", 600_000)
+    out = {}
+    for method, run in compiled.items():
+        value, grad = run(WEIGHTS)
         # Replicated over all 4 devices; each process reads its own copy.
         out[method] = [
             float(value.addressable_data(0)),

@@ -106,6 +106,14 @@ def test_each_device_holds_one_slice(cases):
     assert res["memory/adjoint/temp_slices"] <= 12
 
 
+def test_every_process_lowers_the_same_collectives(cases):
+    """No collective whose axis order depends on Python's string hashing (a multi-host hang)."""
+    res = cases["results"]
+    assert res["program/collectives"] > 0
+    assert res["program/pvary"] == 0
+    assert res["program/unordered"] == 0
+
+
 def test_a_state_too_large_for_one_device_is_sharded_without_mesh(cases):
     res = cases["results"]
     assert res["auto/value"] < TOL
@@ -228,29 +236,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_jax_processes_equal_one():
+def test_two_jax_processes_equal_one(tmp_path):
     """2 processes x 2 CPU devices under ``jax.distributed`` (gloo) against default.qubit."""
     import jax
 
     script = pathlib.Path(__file__).with_name("distributed_multihost.py")
     port = str(_free_port())
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(pid), port],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for pid in (0, 1)
-    ]
+    # Files, not pipes: the test waits for one process at a time, and a full pipe would stall
+    # the other one mid-collective.
+    logs = [(tmp_path / f"out{pid}", tmp_path / f"err{pid}") for pid in (0, 1)]
+    procs = []
+    for pid, (out_path, err_path) in enumerate(logs):
+        with out_path.open("w") as out_file, err_path.open("w") as err_file:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(script), str(pid), port],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_file,
+                    stderr=err_file,
+                )
+            )
     outs = []
     try:
-        for proc in procs:
-            stdout, stderr = proc.communicate(timeout=600)
-            assert proc.returncode == 0, stderr[-4000:]
-            outs.append(json.loads(stdout.strip().splitlines()[-1]))
+        for proc, (out_path, err_path) in zip(procs, logs):
+            proc.wait(timeout=600)
+            assert proc.returncode == 0, err_path.read_text()[-4000:]
+            outs.append(json.loads(out_path.read_text().strip().splitlines()[-1]))
     finally:
         for proc in procs:
             if proc.poll() is None:
