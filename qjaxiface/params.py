@@ -78,9 +78,31 @@ def with_trainable(
                     pairs[i] = _to_host(p)
         order = sorted(pairs)  # bind_new_parameters pairs values with the sorted indices
         new = tape.bind_new_parameters([pairs[i] for i in order], order)
+        if _gains_batch_axis(tape, pairs):
+            recount_batch_sizes(new)
         new.trainable_params = [pos[i] for i in idx]
         out.append(new)
     return tuple(out)
+
+
+def _gains_batch_axis(tape, pairs: dict) -> bool:
+    """Whether any bound value has more axes than the parameter it replaces (broadcasting)."""
+    old = tape.get_parameters(trainable_only=False)
+    return any(np.ndim(v) > np.ndim(old[i]) for i, v in pairs.items())
+
+
+def recount_batch_sizes(tape) -> None:
+    """Make every operation of ``tape`` recompute its broadcast batch size from its data.
+
+    PennyLane's ``bind_new_parameters`` copies operators whose constructor does not take their
+    hyperparameters back (``MultiRZ``'s ``num_wires``, for one) and sets ``data`` on the copy,
+    which keeps a batch size the original had already computed: a parameter bound with a batch
+    axis then reads as unbroadcast, and default.qubit applies the gate as if it were.
+    """
+    for op in tape.operations:
+        check = getattr(op, "_check_batching", None)
+        if check is not None:
+            check()
 
 
 def _is_concrete_jax(value) -> bool:

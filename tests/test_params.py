@@ -55,3 +55,44 @@ def test_tracers_are_the_trainable_ones():
     jax.grad(f)(0.2)
     jax.jit(f)(0.2)
     assert seen == [[1], [1]]
+
+
+def test_a_batch_axis_bound_later_is_counted():
+    """``MultiRZ`` is copied, not rebuilt, by PennyLane's ``bind_new_parameters``; a batch
+    size read before binding must not survive a broadcast value bound afterwards."""
+    tape = qml.tape.QuantumScript(
+        [qml.RX(0.1, 0), qml.MultiRZ(0.3, wires=[0, 1, 2])], [qml.expval(qml.Z(0))]
+    )
+    assert tape.batch_size is None  # computed now, as tracing does
+    (new,) = set_parameters_on_copy([tape], [[0.1, np.array([0.3, 0.4, 0.5])]])
+    assert new.operations[1].batch_size == 3
+    assert new.batch_size == 3
+    (same,) = set_parameters_on_copy([tape], [[0.2, 0.5]])
+    assert same.operations[1].batch_size is None
+
+
+@pytest.mark.parametrize("diff_method", [None, "adjoint", "parameter-shift"])
+def test_vmap_over_the_device_executor_with_copied_operators(diff_method):
+    """vmap hands the device one broadcast tape; every gate must be applied broadcast."""
+    import qjaxiface
+
+    dev = qml.device("default.qubit", wires=3)
+
+    def tape_of(p):
+        ops = [
+            qml.RX(p[1], 1),  # the state is broadcast before the MultiRZs
+            qml.Hadamard(0),
+            qml.MultiRZ(p[0], wires=[0, 1, 2]),
+            qml.RY(p[1], 0),
+            qml.MultiRZ(p[2], wires=[1, 2]),
+            qml.RX(p[0], 2),
+        ]
+        return qml.tape.QuantumScript(ops, [qml.probs(wires=[0, 1])])
+
+    def f(p):
+        return qjaxiface.execute([tape_of(p)], dev, diff_method=diff_method, executor="device")[0]
+
+    rows = np.random.default_rng(3).normal(size=(4, 3))
+    got = jax.vmap(f)(jnp.asarray(rows))
+    expected = [qml.execute([tape_of(r)], dev, diff_method=None)[0] for r in rows]
+    np.testing.assert_allclose(got, np.stack(expected), atol=1e-12)
