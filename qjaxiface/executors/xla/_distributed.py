@@ -20,6 +20,9 @@ global qubit), so the same code runs on several GPUs, forced CPU devices or, und
   exchange.
 * Measurements bring their wires local, reduce each slice and ``psum`` over the devices: only
   the result leaves them. ``qml.state()`` is returned as a ``jax.Array`` sharded over the mesh.
+  Finite shots sample from those reduced marginal probabilities, with the unsharded
+  executor's inverse-CDF draws; samples of more wires than a slice holds pick a device by
+  its slice's weight, then a local amplitude (``ShardedProgram._draw_wide``).
 
 Backprop differentiates through the ``shard_map`` (an exchange transposes to itself, a
 ``psum`` to a broadcast); the shift rules run the sharded program for every row; the adjoint
@@ -45,11 +48,12 @@ from pennylane.measurements import (
     DensityMatrixMP,
     ExpectationMP,
     ProbabilityMP,
+    SampleMP,
     StateMP,
     VarianceMP,
 )
 
-from ..._dtypes import complex_dtype, real_dtype, state_dtype
+from ..._dtypes import complex_dtype, int_dtype, real_dtype, state_dtype
 from ._gates import Gate, as_complex, full_matrix, inverse_values
 from ._kernels import apply_gate, transition_matrix
 from ._measure import (
@@ -58,6 +62,7 @@ from ._measure import (
     marginal_probs,
     rotate_to_eigenbasis,
 )
+from ._sample import Draw, eigenbasis, index_bits, sample_indices, sampled_terms
 from ._simulate import TapeProgram
 
 Array = Any
@@ -460,6 +465,14 @@ def _bit(j: int) -> Array:
     return jax.lax.axis_index(f"qjx{j}")
 
 
+def _device_index(g: int) -> Array:
+    """This device's slice number: its bits of the global qubits, the first most significant."""
+    index = jnp.zeros((), jnp.int32)
+    for j in range(g):
+        index = index * 2 + _bit(j)
+    return index
+
+
 def _full_diag(gate: Gate, value: Array) -> Array:
     """A diagonal gate's diagonal over ``controls + axes`` (ones where a control fails)."""
     c = len(gate.controls)
@@ -549,16 +562,16 @@ class ShardedProgram(TapeProgram):
         to differentiate, so off for backprop."""
         super().__init__(tape, wire_order, lifted, compact=False)
         self.elementwise = elementwise
-        if self.shot_vector is not None:
-            raise MeshError(
-                "finite shots are not supported with a sharded state yet; run the "
-                "circuit analytically (shots=None) or without mesh="
-            )
         self.mesh = mesh
         self.g = global_qubits(mesh, self.n_wires)
         gates = [g for g, _, _ in self.gates]
         self.steps, self.layout = schedule(gates, self.n_wires, self.g)
-        self.parts = [self._plan_measurement(m) for m in self.measurements]
+        if self.shot_vector is None:
+            self.parts = [self._plan_measurement(m) for m in self.measurements]
+        else:
+            self.parts = []
+            for m in self.measurements:
+                self._check_sampled(m)
 
     @property
     def exchanges(self) -> int:
@@ -591,6 +604,27 @@ class ShardedProgram(TapeProgram):
             f"holds with {2**self.g} devices; use fewer devices or measure fewer wires"
         )
 
+    def _check_sampled(self, m) -> None:
+        """A finite-shot measurement draws from marginal probabilities on ``m``'s wires (a
+        sum's terms' wires), which each device must hold; only wire samples may be wider."""
+        n_local = self.n_wires - self.g
+        obs = m.mp.obs
+        if obs is None:
+            if len(m.wires) <= n_local or m.kind is SampleMP:
+                return
+            wide = f"{len(m.wires)} wires"
+        else:
+            terms = sampled_terms(obs) if m.kind is ExpectationMP else [obs]
+            widest = max(len(t.wires) for t in terms)
+            if widest <= n_local:
+                return
+            wide = f"an observable on {widest} wires"
+        raise MeshError(
+            f"{m.mp} with finite shots samples {wide}, more than the {n_local} each device "
+            f"holds with {2**self.g} devices; sample the wires (qml.sample()), measure "
+            "fewer wires, or use fewer devices"
+        )
+
     # ------------------------------------------------------------ inside the shard_map
 
     def _jax_mesh(self) -> Mesh:
@@ -608,9 +642,7 @@ class ShardedProgram(TapeProgram):
             zero = jnp.zeros((size,), state_dtype())
             return zero.at[0].set(jnp.where(first, 1.0, 0.0).astype(zero.dtype))
         # A state preparation is built whole on each device and sliced: O(2**n) once.
-        index = jnp.zeros((), jnp.int32)
-        for j in range(self.g):
-            index = index * 2 + _bit(j)
+        index = _device_index(self.g)
         full = self.initial_state(leaves)
         return jax.lax.dynamic_slice(full, (index * size,), (size,))
 
@@ -676,12 +708,56 @@ class ShardedProgram(TapeProgram):
         return tuple(out)
 
     def _state_out(self, state) -> Array:
+        """The device's slice of the state in wire order (the global qubits back on top)."""
         layout = self.layout.copy()
         for step in restore(layout):
             state = run_exchange(state, step)
         order = local_order(layout)
         n_local = self.n_wires - self.g
         return jnp.transpose(jnp.reshape(state, (2,) * n_local), order).reshape(-1)
+
+    def _draw(self, state) -> Draw:
+        """The ``_sample.Draw`` of a sharded state: the indices the unsharded executor draws
+        with the same key (the reduced probabilities agree with its own to rounding), except
+        for a subset of wires wider than a slice (``_draw_wide``)."""
+        names = self._names()
+        state = jax.lax.stop_gradient(state)
+
+        def draw(obs, wires, shots, key):
+            if len(wires) > self.n_wires - self.g:
+                assert obs is None  # _check_sampled lets only wire samples be wider
+                return self._draw_wide(state, wires, shots, key), None
+            part = _bring_local(self, self.layout, wires)
+            local = state
+            for step in part.exchanges:
+                local = run_exchange(local, step)
+            rotated, evals = (local, None) if obs is None else eigenbasis(obs, local, part.axis_of)
+            probs = _psum(marginal_probs(rotated, [part.axis_of[w] for w in wires]), names)
+            return sample_indices(probs, shots, key), evals
+
+        return draw
+
+    def _draw_wide(self, state, wires, shots, key) -> Array:
+        """Basis states of ``wires``, more than a slice holds: a device by the weight of
+        its slice, then an amplitude of that slice, from the one uniform per shot that the
+        inverse CDF of the whole state reads. Equal to the unsharded draws when ``wires``
+        are every wire in order; for a subset, the same distribution (the unsharded
+        executor marginalizes first, which no device could hold here)."""
+        names = self._names()
+        size = self.local_size
+        mine = self._state_out(state)
+        probs = jnp.real(mine * jnp.conj(mine))
+        index = _device_index(self.g)
+        weights = _psum(jax.nn.one_hot(index, 2**self.g, dtype=probs.dtype) * probs.sum(), names)
+        upto = jnp.cumsum(weights)
+        u = jax.random.uniform(key, (shots,), dtype=upto.dtype) * upto[-1]
+        device = jnp.clip(jnp.searchsorted(upto, u, side="right"), 0, 2**self.g - 1)
+        within = u - (upto[device] - weights[device])
+        local = jnp.clip(jnp.searchsorted(jnp.cumsum(probs), within, side="right"), 0, size - 1)
+        local = _psum(jnp.where(device == index, local, 0), names)
+        bits = index_bits(device.astype(int_dtype()) * size + local, self.n_wires)
+        picked = bits[:, [self.axis_of[w] for w in wires]]
+        return picked @ (2 ** jnp.arange(len(wires) - 1, -1, -1, dtype=picked.dtype))
 
     def _out_specs(self) -> tuple:
         """Per measurement: a state stays sharded over the mesh; the rest are replicated."""
@@ -705,12 +781,30 @@ class ShardedProgram(TapeProgram):
         res = fn(tuple(leaves))
         return res[0] if len(res) == 1 else res
 
+    def _sharded_shots(self, leaves, key, moments: bool):
+        def local(leaves, key):
+            state = self._forward(leaves, self.gate_values(leaves))
+            return self.measure_shots(self._draw(state), leaves, key, moments)
+
+        # Every device draws the same samples from the same reduced probabilities.
+        fn = _shard_map(
+            local,
+            mesh=self._jax_mesh(),
+            in_specs=(PartitionSpec(), PartitionSpec()),
+            out_specs=PartitionSpec(),
+        )
+        return fn(tuple(leaves), key)
+
     def run_single(self, leaves, key=None, *, elementwise=False):
-        del key, elementwise  # analytic only; the rows' kernels are the plain ones
+        del elementwise  # the rows' kernels are the plain ones
+        if self.shot_vector is not None:
+            return self._sharded_shots(leaves, key, moments=False)
         return self._sharded(leaves, moments=False)
 
     def run_moments(self, leaves, key=None, *, elementwise=False):
-        del key, elementwise
+        del elementwise
+        if self.shot_vector is not None:
+            return self._sharded_shots(leaves, key, moments=True)
         return self._sharded(leaves, moments=True)
 
     def adjoint_jvp(self, leaves, key, tangents):

@@ -8,6 +8,7 @@ term by term (as default.qubit does for expectation values); ``var``/``sample``/
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -88,32 +89,51 @@ def index_bits(idx: Array, k: int) -> Array:
     return ((idx[..., None] >> shifts) & 1).astype(int_dtype())
 
 
-def _draw(mp, state: Array, axis_of: dict, shots: int, key, wires) -> tuple[Array, Array | None]:
-    """(sampled indices, eigenvalues per index or None) for one measurement."""
+#: ``draw(obs, wires, shots, key) -> (indices, eigenvalues)``: ``shots`` draws of a basis
+#: state of ``wires`` (in that order), in the eigenbasis of ``obs`` on them when it is not
+#: None, whose eigenvalues (in the same order, else None) come along. A whole state's is
+#: ``state_draw``; a sharded state's brings the wires local first (``_distributed``).
+Draw = Callable[[Any, Sequence, int, Any], tuple[Array, Array | None]]
+
+
+def state_draw(state: Array, axis_of: dict) -> Draw:
+    """The ``Draw`` of a whole state vector (``axis_of``: wire -> state axis)."""
     state = jax.lax.stop_gradient(state)
-    if mp.obs is None:
-        probs = marginal_probs(state, [axis_of[w] for w in wires])
-        return sample_indices(probs, shots, key), None
-    rotated, evals = eigenbasis(mp.obs, state, axis_of)
-    probs = marginal_probs(rotated, [axis_of[w] for w in obs_wires(mp.obs)])
-    return sample_indices(probs, shots, key), evals
+
+    def draw(obs, wires, shots, key):
+        rotated, evals = (state, None) if obs is None else eigenbasis(obs, state, axis_of)
+        probs = marginal_probs(rotated, [axis_of[w] for w in wires])
+        return sample_indices(probs, shots, key), evals
+
+    return draw
 
 
-def _expval_by_terms(obs, state, axis_of, shots, key) -> Array:
+def sampled_terms(obs) -> list:
+    """The observables an expectation value with finite shots samples one by one."""
+    if isinstance(obs, qml.ops.LinearCombination):
+        return [t for o in obs.terms()[1] for t in sampled_terms(o)]
+    if isinstance(obs, qml.ops.Sum):
+        return [t for o in obs.operands for t in sampled_terms(o)]
+    if isinstance(obs, qml.ops.SProd):
+        return sampled_terms(obs.base)
+    return [obs]
+
+
+def _expval_by_terms(obs, draw: Draw, shots, key) -> Array:
     if isinstance(obs, qml.ops.LinearCombination):
         coeffs, ops = obs.terms()
     elif isinstance(obs, qml.ops.Sum):
         coeffs, ops = [1.0] * len(obs.operands), obs.operands
     elif isinstance(obs, qml.ops.SProd):
-        return jnp.real(obs.scalar) * _expval_by_terms(obs.base, state, axis_of, shots, key)
+        return jnp.real(obs.scalar) * _expval_by_terms(obs.base, draw, shots, key)
     else:
         if obs.name == "Identity":
             return jnp.ones((), real_dtype())
-        rotated, evals = eigenbasis(obs, jax.lax.stop_gradient(state), axis_of)
-        probs = marginal_probs(rotated, [axis_of[w] for w in obs_wires(obs)])
-        return jnp.mean(evals[sample_indices(probs, shots, key)])
+        idx, evals = draw(obs, obs_wires(obs), shots, key)
+        assert evals is not None  # an observable's draws come with its eigenvalues
+        return jnp.mean(evals[idx])
     return sum(
-        jnp.real(c) * _expval_by_terms(o, state, axis_of, shots, jax.random.fold_in(key, i))
+        jnp.real(c) * _expval_by_terms(o, draw, shots, jax.random.fold_in(key, i))
         for i, (c, o) in enumerate(zip(coeffs, ops))
     )
 
@@ -123,15 +143,12 @@ def counts_keys(mp, wires) -> list:
     return bitstring_keys(len(wires)) if mp.obs is None else eigenvalue_keys(mp.obs)
 
 
-def measure_with_shots(
-    mp, state: Array, axis_of: dict, shots: int, key, wires, moments: bool = False
-) -> Any:
+def measure_with_shots(mp, draw: Draw, shots: int, key, wires, moments: bool = False) -> Any:
     """One finite-shot measurement, shaped as default.qubit returns it.
 
     Args:
         mp: the measurement process (observable rebuilt around traced parameters).
-        state: the final state, a flat vector of ``2**n`` amplitudes.
-        axis_of: wire -> state axis.
+        draw: samples the final state (``state_draw``).
         shots: number of shots.
         key: PRNG key for this measurement.
         wires: the measured wires when ``mp`` has no observable.
@@ -143,8 +160,8 @@ def measure_with_shots(
     """
     kind = type(mp)
     if kind is ExpectationMP:
-        return _expval_by_terms(mp.obs, state, axis_of, shots, key).astype(real_dtype())
-    idx, evals = _draw(mp, state, axis_of, shots, key, wires)
+        return _expval_by_terms(mp.obs, draw, shots, key).astype(real_dtype())
+    idx, evals = draw(mp.obs, wires if mp.obs is None else obs_wires(mp.obs), shots, key)
     if kind is VarianceMP:
         assert evals is not None  # a variance always has an observable
         values = evals[idx]

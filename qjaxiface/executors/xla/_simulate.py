@@ -39,7 +39,7 @@ from ._measure import (
     state_in_order,
     variance,
 )
-from ._sample import measure_with_shots
+from ._sample import measure_with_shots, state_draw
 
 Array = Any
 
@@ -272,14 +272,18 @@ class TapeProgram:
         if self.shot_vector is None:
             res = tuple(self.measure_analytic(m, state, leaves, moments) for m in self.measurements)
             return res[0] if len(res) == 1 else res
+        return self.measure_shots(state_draw(state, self.axis_of), leaves, key, moments)
+
+    def measure_shots(self, draw, leaves: tuple, key, moments: bool = False) -> Any:
+        """``measure`` with finite shots, sampling through ``draw`` (``_sample.Draw``)."""
+        assert self.shot_vector is not None
         per_copy = []
         for j, shots in enumerate(self.shot_vector):
             copy_key = jax.random.fold_in(key, j)
             res = tuple(
                 measure_with_shots(
                     m.rebuild(leaves),
-                    state,
-                    self.axis_of,
+                    draw,
                     shots,
                     jax.random.fold_in(copy_key, i),
                     m.wires,

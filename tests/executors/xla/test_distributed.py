@@ -78,6 +78,20 @@ def test_finite_differences_and_spsa_match_the_unsharded_rule(cases):
     assert cases["results"]["jacobian/spsa/expval/4"] < 1e-9
 
 
+def test_finite_shots_draw_what_the_unsharded_executor_draws(cases):
+    """Same device key, same samples: expval, a Hamiltonian, var, probs (wires, observable),
+    samples (wires, observable, every wire), counts, shot vectors, parameter-shift rows."""
+    found = _group(cases, "shots/value/")
+    assert len(found) == 2
+    assert max(found.values()) < 1e-12
+    assert cases["results"]["shots/jacobian/parameter-shift/4"] < 1e-12
+
+
+def test_samples_wider_than_a_slice_follow_the_state(cases):
+    # 2**5 outcomes from 20000 shots: every frequency within 5 standard errors.
+    assert cases["results"]["shots/wide/z"] < 5
+
+
 def test_hessians_vmap_and_broadcasting(cases):
     for prefix in ("hessian/", "vmap/", "broadcast/"):
         bad = {k: v for k, v in _group(cases, prefix).items() if v > TOL}
@@ -125,7 +139,8 @@ def test_misuse_says_what_to_do(cases):
     assert "power-of-two" in msg["three_devices"] and "over 2 of them" in msg["three_devices"]
     assert "executor='xla'" in msg["device_executor"]
     assert "jax.sharding.Mesh" in msg["not_a_mesh"]
-    assert "finite shots" in msg["shots"] and "shots=None" in msg["shots"]
+    too_wide = msg["shots_too_wide"]
+    assert "7 wires" in too_wide and "qml.sample()" in too_wide and "fewer devices" in too_wide
     # What the executor cannot run is raised, not run unsharded on the device.
     assert "PRNG key" in msg["shots_no_key"] and "Drop mesh=" in msg["shots_no_key"]
 
