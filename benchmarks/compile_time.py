@@ -40,7 +40,11 @@ SECTION = "## Compile time: first calls against Catalyst"
 # --------------------------------------------------------------------------- workers
 
 
-def _work_qjaxiface(n: int, layers: int, method: str, cache: str | None) -> dict:
+def _work_qjaxiface(
+    n: int, layers: int, method: str, cache: str | None, freeze_gc: bool = False
+) -> dict:
+    import gc
+
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -52,6 +56,10 @@ def _work_qjaxiface(n: int, layers: int, method: str, cache: str | None) -> dict
     if cache:
         qjaxiface.enable_compilation_cache(cache)
     qjaxiface.install()
+    if freeze_gc:
+        # The imports' objects out of the collector's way: no full collection scans them
+        # during the first call (docs/performance.md, "Fast from the second process on").
+        gc.freeze()
 
     @qml.qnode(qml.device("default.qubit", wires=n), diff_method=method)
     def circuit(w):
@@ -111,9 +119,18 @@ def _steady(call, budget: float = 5.0) -> float:
 # --------------------------------------------------------------------------- orchestration
 
 
-def _spawn(python: str, tool: str, n: int, layers: int, method: str, cache: str | None = None):
+def _spawn(
+    python: str,
+    tool: str,
+    n: int,
+    layers: int,
+    method: str,
+    cache: str | None = None,
+    freeze_gc: bool = False,
+):
     cmd = [python, __file__, "--worker", tool, "--n", str(n), "--layers", str(layers)]
     cmd += ["--method", method] + (["--cache", cache] if cache else [])
+    cmd += ["--freeze-gc"] if freeze_gc else []
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     if out.returncode != 0:
@@ -152,22 +169,28 @@ def measure(args) -> dict:
 
 
 def measure_cache(args) -> list[dict]:
-    """Cold and warm first calls, ``--repeats`` pairs of processes per case (each pair with a
-    fresh cache folder); the fastest of each kept."""
+    """Cold and warm first calls, ``--repeats`` triples of processes per case (each with a
+    fresh cache folder: cold, warm, warm after ``gc.freeze()``); the fastest of each kept."""
     warm = []
     for n, layers in args.cache_cases:
         for method in METHODS:
             if _skip_shift(args, method, n, layers):
                 continue
-            colds, seconds = [], []
+            colds, seconds, frozen = [], [], []
             for _ in range(args.repeats):
                 with tempfile.TemporaryDirectory() as folder:
-                    colds.append(_spawn(sys.executable, "qjaxiface", n, layers, method, folder))
-                    seconds.append(_spawn(sys.executable, "qjaxiface", n, layers, method, folder))
-            cold = min(colds, key=lambda r: r.get("first", float("inf")))
-            second = min(seconds, key=lambda r: r.get("first", float("inf")))
-            warm.append({"n": n, "layers": layers, "method": method, "cold": cold, "warm": second})
-            print(f"cache n={n} L={layers} {method}: {cold.get('first')} -> {second.get('first')}")
+                    case = (sys.executable, "qjaxiface", n, layers, method, folder)
+                    colds.append(_spawn(*case))
+                    seconds.append(_spawn(*case))
+                    frozen.append(_spawn(*case, freeze_gc=True))
+            row = {"n": n, "layers": layers, "method": method}
+            for key, runs in (("cold", colds), ("warm", seconds), ("frozen", frozen)):
+                row[key] = min(runs, key=lambda r: r.get("first", float("inf")))
+            warm.append(row)
+            print(
+                f"cache n={n} L={layers} {method}: "
+                + " -> ".join(str(row[k].get("first")) for k in ("cold", "warm", "frozen"))
+            )
     return warm
 
 
@@ -246,21 +269,29 @@ def to_markdown(data: dict) -> str:
             "The same first call in two processes sharing a cache folder: the first compiles and "
             "stores, the second loads (fastest of the repeated pairs). *second: trace*: the "
             "part of the second process's first call spent tracing (PennyLane's QNode, the "
-            "program build, JAX's trace), which no compilation cache can skip.",
+            "program build, JAX's trace), which no compilation cache can skip. *+ gc.freeze()*: "
+            "a second process that calls `gc.freeze()` after its imports, so that Python's "
+            "full garbage collections, one of which lands in most first calls, skip the "
+            "imported modules' objects.",
             "",
             "| n | layers | method | first process (s) | second process (s) | second / first "
-            "| second: trace (s) |",
-            "|---|---|---|---|---|---|---|",
+            "| second: trace (s) | second + gc.freeze() (s) | / first |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
+
+        def cell(x):
+            return "-" if x is None else f"{x:.2f}"
+
+        def share(x, of):
+            return "-" if not of or x is None else f"{x / of:.0%}"
+
         for r in data["warm"]:
             cold, warm = r["cold"].get("first"), r["warm"].get("first")
-            ratio = "-" if not cold or warm is None else f"{warm / cold:.0%}"
-            trace = r["warm"].get("trace")
+            frozen = r.get("frozen", {}).get("first")
             lines.append(
-                f"| {r['n']} | {r['layers']} | {r['method']} | "
-                f"{'-' if cold is None else f'{cold:.2f}'} | "
-                f"{'-' if warm is None else f'{warm:.2f}'} | {ratio} | "
-                f"{'-' if trace is None else f'{trace:.2f}'} |"
+                f"| {r['n']} | {r['layers']} | {r['method']} | {cell(cold)} | {cell(warm)} | "
+                f"{share(warm, cold)} | {cell(r['warm'].get('trace'))} | {cell(frozen)} | "
+                f"{share(frozen, cold)} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -272,6 +303,7 @@ def main(argv=None) -> None:
     parser.add_argument("--layers", type=int)
     parser.add_argument("--method")
     parser.add_argument("--cache")
+    parser.add_argument("--freeze-gc", action="store_true")
     parser.add_argument("--catalyst-python", help="python of a venv with Catalyst 0.15")
     parser.add_argument("--old-jax", action="store_true", help="also qjaxiface in that venv")
     parser.add_argument("--ns", type=int, nargs="*", default=[12])
@@ -295,7 +327,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.worker:
         if args.worker == "qjaxiface":
-            result = _work_qjaxiface(args.n, args.layers, args.method, args.cache)
+            result = _work_qjaxiface(args.n, args.layers, args.method, args.cache, args.freeze_gc)
         else:
             result = _work_catalyst(args.n, args.layers, args.method)
         print(json.dumps(result))

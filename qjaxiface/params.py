@@ -79,7 +79,7 @@ def with_trainable(
         order = sorted(pairs)  # bind_new_parameters pairs values with the sorted indices
         new = tape.bind_new_parameters([pairs[i] for i in order], order)
         if _gains_batch_axis(tape, pairs):
-            recount_batch_sizes(new)
+            _recount_batch_sizes(new)
         new.trainable_params = [pos[i] for i in idx]
         out.append(new)
     return tuple(out)
@@ -91,7 +91,7 @@ def _gains_batch_axis(tape, pairs: dict) -> bool:
     return any(np.ndim(v) > np.ndim(old[i]) for i, v in pairs.items())
 
 
-def recount_batch_sizes(tape) -> None:
+def _recount_batch_sizes(tape) -> None:
     """Make every operation of ``tape`` recompute its broadcast batch size from its data.
 
     PennyLane's ``bind_new_parameters`` copies operators whose constructor does not take their
