@@ -14,31 +14,59 @@ mode, ``jacfwd`` and the Hessian work too (second derivatives differentiate the 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from ..._tangents import is_zero_tangent
 from ._compact import Region, adjoint_region, region_matrices
-from ._gates import full_matrix, inverse_values
+from ._gates import Gate, GateValues, inverse_values
 from ._jvp_parts import Fn, add_tangents, autodiff_rest, tangent_out
 from ._kernels import apply_gate, transition_matrix
 from ._measure import apply_observable
 from ._simulate import TapeProgram
+
+Array = Any
 
 
 def _inexact(x) -> bool:
     return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
 
-def sweep_values(program: TapeProgram, leaves: tuple) -> tuple[list, list]:
-    """(the unrolled gates' values, every compact region's slab matrices) for these leaves."""
+def sweep_values(program: TapeProgram, leaves: tuple) -> tuple[GateValues, list]:
+    """(every gate's values, every compact region's slab matrices) for these leaves."""
     values = program.gate_values(leaves)
     gates = [g for g, _, _ in program.gates]
     regions = [r for r in program.plan if isinstance(r, Region)]
-    unrolled = {i for i in program.plan if not isinstance(i, Region)}
-    one_by_one = [values[i] if i in unrolled else None for i in range(len(gates))]
-    return one_by_one, [region_matrices(r, gates, values) for r in regions]
+    return values, [region_matrices(r, gates, values) for r in regions]
+
+
+def gate_weights(gate: Gate, trans: Array) -> Array:
+    """``value_weights(partial(full_matrix, gate), trans, value)`` in closed form (no linear
+    transpose to trace per gate): ``trace(kron(P, dV) T) = Σ dV * B^T`` with ``B`` the block of
+    ``T`` at the control values (``P`` projects on them), its diagonal for a diagonal gate."""
+    k = 2 ** len(gate.axes)
+    if gate.controls:
+        c = int("".join(str(v) for v in gate.control_values), 2)
+        trans = trans[:, c * k : (c + 1) * k, c * k : (c + 1) * k]
+    if gate.kind == "diag":
+        return jnp.diagonal(trans, axis1=1, axis2=2)
+    return jnp.swapaxes(trans, 1, 2)
+
+
+def value_weights(to_matrix: Callable, trans: Array, value: Array) -> Array:
+    """``W`` ``(m, *value.shape)`` with ``Σ W[r] * dV == trace(to_matrix(dV) @ trans[r])`` for
+    every tangent value ``dV`` (``to_matrix`` is linear): the transposed map at ``trans[r]^T``.
+
+    With the weights the tangent is one ``GateValues.weighted_sum``: reverse mode then gives
+    each gate formula's cotangent whole, where slicing the tangent per gate padded every
+    gate's cotangent to its whole formula, O(gates**2) memory and ops at the end of the sweep.
+    """
+    like = jax.ShapeDtypeStruct(jnp.shape(value), jnp.result_type(value))
+    back = jax.linear_transpose(to_matrix, like)
+    return jax.vmap(lambda t: back(t.T)[0])(trans)
 
 
 def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, object]):
@@ -52,31 +80,38 @@ def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, ob
     """
     active = sorted(tangents)
 
+    layout: list[GateValues] = []
+
     def values_of(sub):
         full = list(leaves)
         for j, v in zip(active, sub):
             full[j] = v
-        return sweep_values(program, tuple(full))
+        values, mats = sweep_values(program, tuple(full))
+        layout.append(values)
+        return values.arrays(), mats
 
-    (values, mats), (d_values, d_mats) = jax.jvp(
+    (arrays, mats), (d_arrays, d_mats) = jax.jvp(
         values_of, (tuple(leaves[j] for j in active),), (tuple(tangents[j] for j in active),)
     )
+    values, d_values = layout[0].over(*arrays), layout[0].over(*d_arrays)
     state = program.final_state(leaves, values=(values, mats))
     out = program.measure(state, leaves, key)
     obs = [m.rebuild(leaves).obs for m in program.measurements]
     # The bras are carried conjugated: un-applying U from conj(bra) is applying U^T.
     bras = jnp.conj(jnp.stack([apply_observable(o, state, program.axis_of) for o in obs]))
     gates = [g for g, _, _ in program.gates]
-    dagger, transposed = inverse_values(gates, values)
+    unrolled = {i for i in program.plan if not isinstance(i, Region)}
+    dagger, transposed = inverse_values(
+        gates, [values[i] if i in unrolled else None for i in range(len(gates))]
+    )
     source = program.param_source(leaves)
     needed = [bool(program.reads(i) & set(active)) for i in range(len(gates))]
     first = needed.index(True) if any(needed) else -1
     ket = state
     tan = jnp.zeros(bras.shape[0], dtype=jnp.real(bras).dtype)
     region_no = sum(isinstance(item, Region) for item in program.plan)
-    # Per matrix size, the unrolled gates' dU and T: contracted once after the sweep (a few
-    # batched ops instead of several tiny ones per gate).
-    groups: dict[int, tuple[list, list]] = {}
+    # The unrolled gates' T as weights of their tangent values: one contraction after the sweep.
+    weights: dict[int, Array] = {}
     for item in reversed(program.plan):
         if isinstance(item, Region):
             region_no -= 1
@@ -89,26 +124,24 @@ def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, ob
         gate = gates[item]
         params = source.params(item)
         ket = apply_gate(ket, gate, params, value=dagger[item])
-        d_value = d_values[item]
-        if d_value is not None and needed[item]:
+        value = values[item]
+        if value is not None and needed[item]:
             if gate.kind == "phase":
                 overlap = jnp.einsum("r,mr->m", ket, bras)  # <bra|ket> (bras conjugated)
-                tan = tan + 2 * jnp.real(d_value * overlap)
+                weights[item] = jnp.reshape(overlap, (-1, *jnp.shape(value)))
             else:
                 wires = gate.controls + gate.axes
                 trans = jax.vmap(
                     lambda b, w=wires, kt=ket: transition_matrix(b, kt, w, bra_conjugated=True)
                 )(bras)
-                group = groups.setdefault(2 ** len(wires), ([], []))
-                group[0].append(full_matrix(gate, d_value))
-                group[1].append(trans)
+                weights[item] = gate_weights(gate, trans)
         if item <= first:
             break  # nothing earlier is differentiated
         bras = jax.vmap(
             lambda b, g=gate, p=params, v=transposed[item]: apply_gate(b, g, p, value=v)
         )(bras)
-    for d_full, trans in groups.values():
-        tan = tan + 2 * jnp.real(jnp.einsum("pij,pmji->m", jnp.stack(d_full), jnp.stack(trans)))
+    if weights:
+        tan = tan + 2 * d_values.weighted_sum(weights)
     return out, tan
 
 

@@ -54,8 +54,9 @@ from pennylane.measurements import (
 )
 
 from ..._dtypes import complex_dtype, int_dtype, real_dtype, state_dtype
+from ._adjoint import value_weights
 from ._gates import Gate, as_complex, full_matrix, inverse_values
-from ._kernels import apply_gate, transition_matrix
+from ._kernels import apply_gate, num_wires_of, transition_matrix
 from ._measure import (
     apply_observable,
     density_matrix,
@@ -179,9 +180,9 @@ def _device_bytes(device) -> int | None:
     return host // max(local, 1)
 
 
-#: State slices a device keeps at once: about 3 for a forward pass, about 10 in the adjoint
-#: sweep (measured, n=16 on 8 devices: docs/distributed.md).
-SLICES = {"forward": 3, "adjoint": 10}
+#: State slices a device keeps at once: about 3 for a forward pass, 5-6 in the adjoint sweep
+#: (measured, n=14-18 on 8 devices: docs/distributed.md; about 4 states unsharded).
+SLICES = {"forward": 3, "adjoint": 6}
 
 
 def capacity(devices=None, itemsize: int = 16) -> dict:
@@ -835,30 +836,37 @@ def sharded_adjoint_jvp(program, leaves: tuple, tangents: dict[int, Any]):
     active = sorted(tangents)
     gates = [g for g, _, _ in program.gates]
 
+    layout: list = []
+
     def values_of(sub):
         full = list(leaves)
         for j, v in zip(active, sub):
             full[j] = v
         vals = program.gate_values(tuple(full))
-        return [vals[i] for i in range(len(gates))]
+        layout.append(vals)
+        return vals.arrays()
 
-    values, d_values = jax.jvp(
+    # The tangents stay whole arrays (one per gate formula): sliced per gate, reverse mode
+    # padded each gate's cotangent to all of them, O(gates**2) numbers at the end.
+    arrays, d_arrays = jax.jvp(
         values_of, (tuple(leaves[j] for j in active),), (tuple(tangents[j] for j in active),)
     )
     needed = [bool(program.reads(i) & set(active)) for i in range(len(gates))]
     names = program._names()
     g = program.g
 
-    def local(leaves, values, d_values):
+    def local(leaves, arrays, d_arrays):
+        values = layout[0].over(*arrays)
+        d_values = layout[0].over(*d_arrays)
         state = program._forward(leaves, values)
         out = program._measure_slice(state, leaves, False)
         obs = [m.rebuild(leaves).obs for m in program.measurements]
         bras = jnp.conj(
             jnp.stack([program._apply_obs(o, p, state) for o, p in zip(obs, program.parts)])
         )
-        dagger, transposed = inverse_values(gates, values)
+        dagger, transposed = inverse_values(gates, [values[i] for i in range(len(gates))])
         ket = state
-        parts = []
+        weights: dict[int, Array] = {}
         for step in reversed(program.steps):
             if isinstance(step, Exchange):
                 ket = run_exchange(ket, step)
@@ -868,24 +876,24 @@ def sharded_adjoint_jvp(program, leaves: tuple, tangents: dict[int, Any]):
                 continue
             i = step.index
             gate = gates[i]
-            ket = run_gate(ket, step, gate, dagger[i], False, program.elementwise)
+            ket = run_gate(_after(ket, bras), step, gate, dagger[i], False, program.elementwise)
+            # Without it XLA fuses the kernel into both of its consumers and materializes it
+            # twice, once in the transition matrix's layout: a slice more.
+            ket = jax.lax.optimization_barrier(ket)
             trans = None
-            if d_values[i] is not None and needed[i]:
+            if values[i] is not None and needed[i]:
                 trans = _transition(gate, step, ket, bras, g)
+                weights[i] = _weights(gate, step, trans, g, values[i])
             bras = jax.vmap(
                 lambda b, s=step, gt=gate, v=transposed[i]: run_gate(
                     b, s, gt, v, False, program.elementwise
                 )
-            )(bras)
-            # Each gate's T before the next gate: left to itself XLA:CPU computes them all at
-            # the end and keeps every ket and bra they read alive (16 slices instead of 4).
-            ket, bras, trans = jax.lax.optimization_barrier((ket, bras, trans))
-            if trans is not None:
-                parts.append((gate, step, trans))
-        # Linear in the gates' tangents, after the sweep (no barrier to transpose).
-        tan = jnp.zeros(bras.shape[0], dtype=jnp.real(bras).dtype)
-        for gate, step, trans in parts:
-            tan = tan + _contract(gate, step, d_values[step.index], trans, g)
+            )(_after(bras, trans) if trans is not None else bras)
+        # Linear in the gates' tangents, after the sweep.
+        if weights:
+            tan = 2 * d_values.weighted_sum(weights)
+        else:
+            tan = jnp.zeros(bras.shape[0], dtype=jnp.real(bras).dtype)
         return out, _psum(tan, names)
 
     specs = program._out_specs()
@@ -895,7 +903,7 @@ def sharded_adjoint_jvp(program, leaves: tuple, tangents: dict[int, Any]):
         in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec()),
         out_specs=(specs, PartitionSpec()),
     )
-    out, tan = fn(tuple(leaves), values, d_values)
+    out, tan = fn(tuple(leaves), arrays, d_arrays)
     return (out[0] if len(out) == 1 else out), tan
 
 
@@ -905,20 +913,56 @@ def _transition(gate: Gate, step: GateStep, ket, bras, g: int) -> Array:
     keep = [p - g for p in step.where if p >= g] if gate.kind != "phase" else []
     if not keep:
         return jnp.einsum("r,mr->m", ket, bras)[:, None, None]
-    return jax.vmap(lambda b: transition_matrix(b, ket, keep, bra_conjugated=True))(bras)
+    # One per bra, not vmapped: batching the dots makes XLA transpose their operands.
+    return jnp.stack([_reduced_transition(bras[r], ket, keep) for r in range(bras.shape[0])])
 
 
-def _contract(gate: Gate, step: GateStep, d_value, trans, g: int) -> Array:
-    """``2 Re trace(dU T)`` per bra, with ``dU`` read at the entries of this device's bits."""
+def _reduced_transition(bra: Array, ket: Array, keep: Sequence[int]) -> Array:
+    """``transition_matrix(bra, ket, keep, bra_conjugated=True)`` without copies for one wire.
+
+    ``transition_matrix`` moves the wires to the front, and XLA:CPU copies every ket and bra
+    it reads into that layout (4 slices per device at n=14); a multiply and a sum became a
+    materialized product (XLA:CPU splits large reductions into reduce-windows, which do not
+    fuse their operand). Dots whose operands are reshapes of the slice read it in place: a
+    dot batched over the leading axis when the wire has at least 16 amplitudes below it,
+    else one 2D dot over the leading axis and the diagonal of the small result.
+    """
+    if len(keep) != 1:
+        return transition_matrix(bra, ket, keep, bra_conjugated=True)
+    below = 2 ** (num_wires_of(ket) - 1 - keep[0])
+    kv = jnp.reshape(ket, (-1, 2, below))
+    bv = jnp.reshape(bra, (-1, 2, below))
+    if below >= 16:
+        return jnp.sum(jax.lax.dot_general(kv, bv, (((2,), (2,)), ((0,), (0,)))), axis=0)
+    flat = (kv.shape[0], 2 * below)
+    t = jax.lax.dot_general(jnp.reshape(kv, flat), jnp.reshape(bv, flat), (((0,), (0,)), ((), ())))
+    return jnp.einsum("apbp->ab", jnp.reshape(t, (2, below, 2, below)))
+
+
+def _after(x: Array, y: Array) -> Array:
+    """``x``, read only after ``y`` exists: ``x + (t - t)`` with ``t`` one element of ``y``
+    (exact for finite values). XLA:CPU drops ``optimization_barrier`` before scheduling, and
+    left to itself it ran the ket's chain gates ahead of the bras', keeping every ket alive
+    until its transition matrix (8.2 slices per device instead of 4, n=14 on 8 devices)."""
+    t = jnp.reshape(y, (-1,))[0]
+    return x + (t - t).astype(x.dtype)
+
+
+def _weights(gate: Gate, step: GateStep, trans: Array, g: int, value: Array) -> Array:
+    """``W`` ``(m, *value.shape)`` with ``Σ W[r] * dV`` = ``trace(dU T[r])`` for the gate's
+    tangent value ``dV`` (``dU``: its matrix read at the entries of this device's bits)."""
     if gate.kind == "phase":
-        return 2 * jnp.real(d_value * trans[:, 0, 0])
+        return jnp.reshape(trans[:, 0, 0], (-1, *jnp.shape(value)))
     wires = step.where
-    m = len(wires)
-    d = jnp.reshape(full_matrix(gate, d_value), (2,) * (2 * m))
-    for k in sorted((k for k, p in enumerate(wires) if p < g), reverse=True):
-        bit = _bit(wires[k])
-        d = jnp.take(d, bit, axis=m + k)  # the column first: the row axes stay in place
-        d = jnp.take(d, bit, axis=k)
-        m -= 1
-    d = jnp.reshape(d, (2**m, 2**m))
-    return 2 * jnp.real(jnp.einsum("ij,mji->m", d, trans))
+
+    def device_matrix(d_value):
+        m = len(wires)
+        d = jnp.reshape(full_matrix(gate, d_value), (2,) * (2 * m))
+        for k in sorted((k for k, p in enumerate(wires) if p < g), reverse=True):
+            bit = _bit(wires[k])
+            d = jnp.take(d, bit, axis=m + k)  # the column first: the row axes stay in place
+            d = jnp.take(d, bit, axis=k)
+            m -= 1
+        return jnp.reshape(d, (2**m, 2**m))
+
+    return value_weights(device_matrix, trans, value)

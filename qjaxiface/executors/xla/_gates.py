@@ -356,6 +356,42 @@ class GateValues:
             self._read[i] = self._batches[batch][row]
         return self._read[i]
 
+    def arrays(self) -> tuple[list[Array], dict[int, Array]]:
+        """Every value as few arrays: one per gate formula (a row per gate) and the gates
+        computed apart. A JVP of them gives the tangents without a slice per gate, whose
+        transpose (reverse mode) pads each gate's cotangent to its whole formula's array."""
+        return list(self._batches), dict(self._direct)
+
+    def over(self, batches: Sequence[Array], direct: dict[int, Array]) -> GateValues:
+        """These values' layout over other arrays of the same shapes (``arrays()`` of other
+        parameters, or their tangents)."""
+        new = object.__new__(GateValues)
+        new._batches, new._direct = list(batches), dict(direct)
+        new._at, new._read = self._at, {}
+        return new
+
+    def weighted_sum(self, weights: dict[int, Array]) -> Array:
+        """``Σ_i Re Σ values[i] * weights[i]`` over each value's axes, with ``weights[i]`` of
+        shape ``(m, *values[i].shape)``: an ``(m,)`` vector, one multiply per gate formula
+        (so reverse mode gives each formula's cotangent whole, with no per-gate padding)."""
+        total = None
+        for b, batch in enumerate(self._batches):
+            rows = [i for i, (bb, _) in sorted(self._at.items(), key=lambda kv: kv[1]) if bb == b]
+            if not any(i in weights for i in rows):
+                continue
+            m = next(weights[i] for i in rows if i in weights).shape[0]
+            zero = jnp.zeros((m, *batch.shape[1:]), batch.dtype)
+            w = jnp.stack([weights.get(i, zero) for i in rows], axis=1)  # (m, rows, ...)
+            term = jnp.real(jnp.sum(w * batch[None], axis=tuple(range(1, w.ndim))))
+            total = term if total is None else total + term
+        for i, value in self._direct.items():
+            if i in weights:
+                axes = tuple(range(1, weights[i].ndim))
+                term = jnp.real(jnp.sum(weights[i] * value[None], axis=axes))
+                total = term if total is None else total + term
+        assert total is not None, "weighted_sum needs at least one weighted gate"
+        return total
+
     def blocks(self, ids: Sequence[int]) -> tuple[list[Array], dict[int, int]]:
         """The values of gates ``ids`` as stacked blocks, and each gate's row in their
         concatenation: one gather per formula instead of one slice per gate."""

@@ -228,6 +228,25 @@ def main() -> None:
     results["memory/slice"] = 2 ** (n - 3)
     results["memory/param_bytes"] = w12.size * 8
 
+    # The sweep's memory beyond the slices grows with the parameters, not with their square
+    # (each gate's tangent was padded to all the gates' values: 90 KB more for 3 more layers).
+    dev8 = qml.device("default.qubit", wires=8)
+    for layers in (2, 5):
+        w8 = jnp.asarray(np.random.default_rng(5).normal(size=(layers, 8, 3)))
+
+        def sel8(w):
+            tape = qml.tape.QuantumScript(
+                qml.StronglyEntanglingLayers(w, wires=range(8)).decomposition(),
+                [qml.expval(qml.Z(0) @ qml.Z(7))],
+            )
+            return qjaxiface.execute(
+                [tape], dev8, diff_method="adjoint", mesh=mesh_of(8), executor="xla"
+            )[0]
+
+        compiled = jax.jit(jax.grad(sel8)).trace(w8).lower().compile()
+        results[f"memory/depth/{layers}/temp_bytes"] = compiled.memory_analysis().temp_size_in_bytes
+        results[f"memory/depth/{layers}/param_bytes"] = w8.size * 8
+
     lap("Same program in every process")
     # Under jax.distributed every process lowers the program itself, and the collectives must
     # match: no pvary (JAX builds its axis tuple from a set, in string-hash order, which differs
