@@ -150,5 +150,5 @@ def test_capacity_follows_device_memory():
     report = capacity([Gpu()] * 4)
     assert report["devices"] == 4 and report["device_bytes"] == 3 * 16 * 2**20
     assert report["largest_n"]["forward"] == 20 + 2  # 2 global qubits on 4 devices
-    assert report["largest_n"]["adjoint"] == 19 + 2  # 6 slices: 2**19 amplitudes
+    assert report["largest_n"]["adjoint"] == 18 + 2  # 7 slices: 2**18 amplitudes
     assert capacity([Gpu()] * 6)["devices"] == 4  # a power of two of them

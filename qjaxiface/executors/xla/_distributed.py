@@ -180,9 +180,9 @@ def _device_bytes(device) -> int | None:
     return host // max(local, 1)
 
 
-#: State slices a device keeps at once: about 3 for a forward pass, 5-6 in the adjoint sweep
+#: State slices a device keeps at once: about 3 for a forward pass, about 6 in the adjoint sweep
 #: (measured, n=14-18 on 8 devices: docs/distributed.md; about 4 states unsharded).
-SLICES = {"forward": 3, "adjoint": 6}
+SLICES = {"forward": 3, "adjoint": 7}
 
 
 def capacity(devices=None, itemsize: int = 16) -> dict:
@@ -877,9 +877,6 @@ def sharded_adjoint_jvp(program, leaves: tuple, tangents: dict[int, Any]):
             i = step.index
             gate = gates[i]
             ket = run_gate(_after(ket, bras), step, gate, dagger[i], False, program.elementwise)
-            # Without it XLA fuses the kernel into both of its consumers and materializes it
-            # twice, once in the transition matrix's layout: a slice more.
-            ket = jax.lax.optimization_barrier(ket)
             trans = None
             if values[i] is not None and needed[i]:
                 trans = _transition(gate, step, ket, bras, g)
@@ -943,7 +940,9 @@ def _after(x: Array, y: Array) -> Array:
     """``x``, read only after ``y`` exists: ``x + (t - t)`` with ``t`` one element of ``y``
     (exact for finite values). XLA:CPU drops ``optimization_barrier`` before scheduling, and
     left to itself it ran the ket's chain gates ahead of the bras', keeping every ket alive
-    until its transition matrix (8.2 slices per device instead of 4, n=14 on 8 devices)."""
+    until its transition matrix (8.2 slices per device instead of 6, n=14 on 8 devices;
+    an ``optimization_barrier`` after the ket's kernel saved one more slice on jax 0.10 but cost
+    four on jax 0.12)."""
     t = jnp.reshape(y, (-1,))[0]
     return x + (t - t).astype(x.dtype)
 

@@ -116,9 +116,10 @@ def test_each_device_holds_one_slice(cases):
     slice_bytes = slice_size * 16
     forward_bytes = res["memory/forward/temp_slices"] * slice_bytes
     assert forward_bytes <= 3 * slice_bytes + 4 * res["memory/param_bytes"]
-    # The adjoint sweep: ket and bra, their next versions, a transition matrix's operand copy
-    # for the last wires (docs/distributed.md); 8.2 before the sweep was kept in lock-step.
-    assert res["memory/adjoint/temp_slices"] <= 6
+    # The adjoint sweep: ket and bra, their next versions, and XLA's copies of a kernel for
+    # the transition matrix (docs/distributed.md): 6.2 (jax 0.7.1, 0.10) or 5.2 (0.12); 8.2 on
+    # jax 0.10 before the sweep was kept in lock-step.
+    assert res["memory/adjoint/temp_slices"] <= 7
 
 
 def test_adjoint_sweep_memory_grows_with_the_parameters_not_their_square(cases):
