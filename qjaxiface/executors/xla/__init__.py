@@ -178,10 +178,17 @@ def _stand_in(x) -> np.ndarray:
 
 
 def _program(tape, wire_order, diff_method, lifted=None, compact=True):
-    """A ``TapeProgram``, sharded over the current mesh when there is one."""
+    """A ``TapeProgram``, sharded over the current mesh when there is one.
+
+    The shift rules' rows keep repeated patterns unrolled: ``vmap``-ed over the rows, the
+    unrolled gates ran 1.2-1.5x faster per step than the loop (CRX and IsingZZ rings, n=8 at 5
+    and 20 layers, n=12 at 5; 0.9x at n=12, 20 layers), and the loop's first call was only
+    1.0-1.6x shorter.
+    """
     mesh = current_mesh()
     if mesh is None:
-        return TapeProgram(tape, wire_order, lifted, compact=compact)
+        repeat = diff_method not in SHIFT_METHODS
+        return TapeProgram(tape, wire_order, lifted, compact=compact, repeat=repeat)
     return ShardedProgram(tape, wire_order, lifted, mesh, elementwise=diff_method != "backprop")
 
 

@@ -4,7 +4,8 @@ Un-apply each gate from the ket and from one bra per expectation value, and cont
 a transition matrix ``T`` on the gate's wires; the tangent of ``<O>`` is then
 ``Σ_gates 2 Re trace(dU T)``, with ``dU`` the tangent of the gate's matrix (one ``jax.jvp`` of
 every gate value at once). Memory ``O(#expvals · 2^n)`` whatever the depth. Compact regions
-(``_compact.py``) are swept backwards in a loop and give one ``T`` per slab slot.
+(``_compact.py``) are swept backwards in a loop and give one ``T`` per slab slot; repeated
+patterns (``_repeat.py``) in a reverse scan that gives each position's weights per repetition.
 
 A ``custom_jvp`` rather than a ``custom_vjp``: reverse mode costs the same (the transition
 matrices are primal quantities, computed once; the tangent is linear in ``dU``), and forward
@@ -14,7 +15,7 @@ mode, ``jacfwd`` and the Hessian work too (second derivatives differentiate the 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -26,6 +27,7 @@ from ._gates import Gate, GateValues, inverse_values
 from ._jvp_parts import Fn, add_tangents, autodiff_rest, tangent_out
 from ._kernels import apply_gate, transition_matrix
 from ._measure import apply_observable
+from ._repeat import Repeat, repeat_values
 from ._simulate import TapeProgram
 
 Array = Any
@@ -100,7 +102,7 @@ def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, ob
     # The bras are carried conjugated: un-applying U from conj(bra) is applying U^T.
     bras = jnp.conj(jnp.stack([apply_observable(o, state, program.axis_of) for o in obs]))
     gates = [g for g, _, _ in program.gates]
-    unrolled = {i for i in program.plan if not isinstance(i, Region)}
+    unrolled = {i for i in program.plan if isinstance(i, int)}
     dagger, transposed = inverse_values(
         gates, [values[i] if i in unrolled else None for i in range(len(gates))]
     )
@@ -121,20 +123,23 @@ def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, ob
             if item.gate_ids[0] <= first:
                 break  # nothing earlier is differentiated
             continue
+        if isinstance(item, Repeat):
+            stacks = repeat_values(item, values)
+            ket, bras, per_position = adjoint_repeat(ket, bras, item, gates, stacks, needed)
+            d_stacks = repeat_values(item, d_values)
+            for w, d in zip(per_position, d_stacks):
+                if w is not None and d is not None:
+                    axes = (0, *range(2, w.ndim))
+                    tan = tan + 2 * jnp.real(jnp.sum(w * jnp.expand_dims(d, 1), axis=axes))
+            if item.first <= first:
+                break
+            continue
         gate = gates[item]
         params = source.params(item)
         ket = apply_gate(ket, gate, params, value=dagger[item])
         value = values[item]
         if value is not None and needed[item]:
-            if gate.kind == "phase":
-                overlap = jnp.einsum("r,mr->m", ket, bras)  # <bra|ket> (bras conjugated)
-                weights[item] = jnp.reshape(overlap, (-1, *jnp.shape(value)))
-            else:
-                wires = gate.controls + gate.axes
-                trans = jax.vmap(
-                    lambda b, w=wires, kt=ket: transition_matrix(b, kt, w, bra_conjugated=True)
-                )(bras)
-                weights[item] = gate_weights(gate, trans)
+            weights[item] = _weight(gate, ket, bras, value)
         if item <= first:
             break  # nothing earlier is differentiated
         bras = jax.vmap(
@@ -143,6 +148,62 @@ def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, ob
     if weights:
         tan = tan + 2 * d_values.weighted_sum(weights)
     return out, tan
+
+
+def _weight(gate: Gate, ket: Array, bras: Array, value: Array) -> Array:
+    """The weights ``(m, *value.shape)`` of the gate's tangent value in each expectation's
+    tangent (``value_weights``), from the ket and bras before the gate."""
+    if gate.kind == "phase":
+        overlap = jnp.einsum("r,mr->m", ket, bras)  # <bra|ket> (bras conjugated)
+        return jnp.reshape(overlap, (-1, *jnp.shape(value)))
+    wires = gate.controls + gate.axes
+    trans = jax.vmap(lambda b: transition_matrix(b, ket, wires, bra_conjugated=True))(bras)
+    return gate_weights(gate, trans)
+
+
+def adjoint_repeat(
+    ket: Array,
+    bras: Array,
+    repeat: Repeat,
+    gates: Sequence[Gate],
+    stacks: Sequence[Array | None],
+    needed: Sequence[bool],
+) -> tuple[Array, Array, list[Array | None]]:
+    """Sweep ``repeat`` backwards: (ket before it, bras before it, per position of the
+    pattern the weights ``(repetitions, m, *value.shape)`` of its values, None where no gate
+    of the position is differentiated).
+
+    One reverse ``lax.scan`` over the repetitions whose body is the unrolled sweep's step for
+    each gate of the pattern, so the program holds the pattern once.
+    """
+    pattern = [gates[i] for i in repeat.ids[0]]
+    weighted = [
+        stack is not None and any(needed[i] for i in col)
+        for stack, col in zip(stacks, repeat.columns)
+    ]
+    xs = [s for s in stacks if s is not None]
+
+    def flipped(gate: Gate, stack: Array) -> Array:
+        return jnp.swapaxes(stack, -1, -2) if gate.kind == "matrix" else stack
+
+    def body(carry, x):
+        ket, bras = carry
+        given = iter(x)
+        values = [None if s is None else next(given) for s in stacks]
+        out: list[Array] = []
+        for p in reversed(range(len(pattern))):
+            gate, value = pattern[p], values[p]
+            transposed = None if value is None else flipped(gate, value)
+            dagger = None if transposed is None else jnp.conj(transposed)
+            ket = apply_gate(ket, gate, (), value=dagger)
+            if weighted[p]:
+                out.append(_weight(gate, ket, bras, value))
+            bras = jax.vmap(lambda b, g=gate, v=transposed: apply_gate(b, g, (), value=v))(bras)
+        return (ket, bras), out[::-1]
+
+    (ket, bras), ws = jax.lax.scan(body, (ket, bras), xs, reverse=True)
+    given = iter(ws)
+    return ket, bras, [next(given) if w else None for w in weighted]
 
 
 def make_adjoint_fn(program: TapeProgram, sweep=None) -> Fn:

@@ -561,7 +561,7 @@ class ShardedProgram(TapeProgram):
         """``elementwise``: one-qubit matrices as fused slices (``apply_gate``): 1.7-2x faster
         steps at n=22 (the slices run unrolled, without ``_compact``'s layers), slower for JAX
         to differentiate, so off for backprop."""
-        super().__init__(tape, wire_order, lifted, compact=False)
+        super().__init__(tape, wire_order, lifted, compact=False, repeat=False)
         self.elementwise = elementwise
         self.mesh = mesh
         self.g = global_qubits(mesh, self.n_wires)

@@ -173,6 +173,9 @@ _CONST_DIAG = {
     "CZ": [1, 1, 1, -1],
     "CCZ": [1, 1, 1, 1, 1, 1, 1, -1],
 }
+# One fn per constant gate, so that equal gates share one value (``GateValues``) and compare
+# equal (``_repeat.signature``).
+_CONST_FN = {name: _const(m) for name, m in {**_CONST_MATRIX, **_CONST_DIAG}.items()}
 # name -> (kind, fn, n_params) for gates acting on all their wires (no controls).
 _PARAM_GATES: dict[str, tuple[str, MatrixFn, int]] = {
     "RX": ("matrix", _rx, 1),
@@ -208,9 +211,9 @@ def _base_gate(name: str, axes: tuple[int, ...]) -> tuple[str, MatrixFn | None, 
     if name == "SWAP":
         return "swap", None, 0
     if name in _CONST_MATRIX:
-        return "matrix", _const(_CONST_MATRIX[name]), 0
+        return "matrix", _CONST_FN[name], 0
     if name in _CONST_DIAG:
-        return "diag", _const(_CONST_DIAG[name]), 0
+        return "diag", _CONST_FN[name], 0
     if name in _PARAM_GATES:
         return _PARAM_GATES[name]
     if name in ("MultiRZ", "IsingZZ"):
@@ -416,6 +419,28 @@ class GateValues:
                 row_of[i] = start + k
             start += len(members)
         return blocks, row_of
+
+    def stack(self, ids: Sequence[int]) -> Array | None:
+        """The values of gates ``ids`` stacked on a new leading axis (None if parameter-free).
+
+        One gather when they share a formula: its transpose (reverse mode) is one scatter into
+        the formula's cotangent, where a stack of per-gate slices pads every gate's cotangent
+        to the whole formula.
+        """
+        at = [self._at.get(i) for i in ids]
+        if at[0] is not None and all(a is not None and a[0] == at[0][0] for a in at):
+            batch = self._batches[at[0][0]]
+            rows = np.array([cast(tuple, a)[1] for a in at])
+            if len(rows) == batch.shape[0] and np.all(rows == np.arange(len(rows))):
+                return batch
+            return batch[rows]
+        values = [self[i] for i in ids]
+        if all(v is None for v in values):
+            return None
+        if all(v is values[0] for v in values):  # a constant gate: one shared value
+            value = cast(Array, values[0])
+            return jnp.broadcast_to(value, (len(values), *jnp.shape(value)))
+        return jnp.stack([cast(Array, v) for v in values])
 
 
 def inverse_values(gates: Sequence[Gate], values: Sequence[Array | None]) -> tuple[list, list]:

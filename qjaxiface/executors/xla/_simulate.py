@@ -39,6 +39,7 @@ from ._measure import (
     state_in_order,
     variance,
 )
+from ._repeat import Repeat, find_repeats, repeat_values, run_repeat
 from ._sample import measure_with_shots, state_draw
 
 Array = Any
@@ -102,7 +103,8 @@ class TapeProgram:
         order: wires of the state axes.
         prep: the state-preparation op at index 0 (or None) and its leaf slice.
         gates: compiled gates with their leaf slices.
-        plan: gate indices and compact ``Region``s, in circuit order (``_compact.py``).
+        plan: gate indices, compact ``Region``s (``_compact.py``) and ``Repeat``s
+            (``_repeat.py``), in circuit order.
         measurements: compiled measurements.
         n_leaves: number of parameter leaves.
         batched: per leaf, whether it carries the broadcast dimension.
@@ -111,11 +113,17 @@ class TapeProgram:
     """
 
     def __init__(
-        self, tape: qml.tape.QuantumScript, wire_order=None, lifted=None, compact: bool = True
+        self,
+        tape: qml.tape.QuantumScript,
+        wire_order=None,
+        lifted=None,
+        compact: bool = True,
+        repeat: bool = True,
     ):
         """``lifted`` (``_lift.Lifted``): ``tape`` is the decomposition of a tape with whole
         templates, whose gate parameters are read from that tape's leaves (``lifted.sources``).
-        ``compact=False``: every gate is a kernel of its own (no ``_compact`` regions)."""
+        ``compact=False``: no ``_compact`` regions; ``repeat=False``: no ``_repeat`` loops
+        (both off: every gate is a kernel of its own)."""
         self.sources = None if lifted is None else lifted.sources
         self.order = internal_wire_order(tape, wire_order)
         cone = light_cone(tape)
@@ -140,7 +148,8 @@ class TapeProgram:
             else:
                 self.gates.append((compile_gate(op, self.axis_of), sl, op))
         gates = [g for g, _, _ in self.gates]
-        self.plan = plan_regions(gates, self.n_wires) if compact else list(range(len(gates)))
+        plan = plan_regions(gates, self.n_wires) if compact else list(range(len(gates)))
+        self.plan = find_repeats(plan, gates) if repeat else plan
         if lifted is not None:
             start = lifted.n_op_leaves  # measurements read the lifted tape's own leaves
             self.batched = [False] * start
@@ -180,7 +189,8 @@ class TapeProgram:
     ) -> Array:
         """The state after every gate.
 
-        Compact regions (``_compact.py``) run as loops over layers; other gates one by one.
+        Compact regions (``_compact.py``) run as loops over layers, repeated patterns
+        (``_repeat.py``) as loops over their repetitions, other gates one by one.
         ``elementwise`` (a shift rule's rows, vmapped): kernels that are faster over a batch of
         states (``apply_gate``'s elementwise one-qubit kernels, ``apply_slab(unrolled=True)``).
         ``values``: the unrolled gates' values and the regions' slab matrices for ``leaves``,
@@ -201,6 +211,10 @@ class TapeProgram:
         for item in self.plan:
             if isinstance(item, Region):
                 state = run_region(state, item, next(region_mats), unrolled=elementwise)
+                continue
+            if isinstance(item, Repeat):
+                stacks = repeat_values(item, one_by_one)
+                state = run_repeat(state, item, gates, stacks, elementwise=elementwise)
                 continue
             state = apply_gate(
                 state,

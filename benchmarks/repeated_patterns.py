@@ -1,0 +1,204 @@
+"""Circuits outside the compact layers: repeated gate patterns as one loop against unrolled.
+
+The circuit is a layered ansatz of gates that no compact region takes: per layer a ring of
+CRX gates, a ring of IsingZZ couplings at distance 2 and one RY, ``expval(Z(0))``, x64. Each
+measurement is a fresh Python process (nothing compiled, no persistent cache): qjaxiface with
+repeated patterns as a ``lax.scan`` (the default), then with
+``qjaxiface.executors.xla.set_compact(False)`` (one kernel per gate, the program before), then
+Catalyst 0.15 ``qjit(grad)`` on lightning.qubit when ``--catalyst-python`` is given (jax 0.7.1,
+its own venv), alternating case by case:
+
+    python benchmarks/repeated_patterns.py --catalyst-python /tmp/cat/bin/python \\
+        --docs docs/benchmarks.md
+
+``--docs`` replaces the "Repeated patterns" section of a Markdown page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+from _sections import load_or_measure, publish
+from compile_time import _steady
+
+# The shift rules keep repeated patterns unrolled (``executors/xla/__init__._program``).
+METHODS = ("backprop", "adjoint")
+CATALYST_METHODS = ("adjoint",)
+SECTION = "## Repeated patterns: one loop against one kernel per gate"
+MODES = ("looped", "unrolled", "catalyst")
+
+
+def ansatz(qml, n: int, layers: int, w) -> None:
+    """The benchmark circuit's gates (``w``: ``(layers, 2 n + 1)`` angles)."""
+    for wire in range(n):
+        qml.Hadamard(wire)
+    for layer in range(layers):
+        for wire in range(n):
+            qml.CRX(w[layer, wire], [wire, (wire + 1) % n])
+        for wire in range(n):
+            qml.IsingZZ(w[layer, n + wire], [wire, (wire + 2) % n])
+        qml.RY(w[layer, 2 * n], 0)
+
+
+def _work(mode: str, n: int, layers: int, method: str) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import pennylane as qml
+
+    jax.config.update("jax_enable_x64", True)
+    w = jnp.asarray(np.random.default_rng(0).uniform(-np.pi, np.pi, (layers, 2 * n + 1)))
+    device = "lightning.qubit" if mode == "catalyst" else "default.qubit"
+
+    @qml.qnode(qml.device(device, wires=n), diff_method=method)
+    def circuit(w):
+        ansatz(qml, n, layers, w)
+        return qml.expval(qml.Z(0))
+
+    if mode == "catalyst":
+        import catalyst
+
+        step = catalyst.qjit(lambda w: catalyst.grad(circuit)(w))
+    else:
+        import qjaxiface
+        from qjaxiface.executors.xla import set_compact
+
+        qjaxiface.install()
+        set_compact(mode == "looped")
+        step = jax.jit(jax.grad(circuit))
+    t0 = time.perf_counter()
+    jax.block_until_ready(step(w))
+    first = time.perf_counter() - t0
+    return {"first": first, "steady": _steady(lambda: jax.block_until_ready(step(w)))}
+
+
+def _spawn(python: str, mode: str, n: int, layers: int, method: str, timeout: float) -> dict:
+    cmd = [python, __file__, "--worker", mode, "--n", str(n), "--layers", str(layers)]
+    cmd += ["--method", method]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"timeout": timeout}
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(args) -> dict:
+    rows = []
+    for n in args.ns:
+        for layers in args.layers_list:
+            for method in METHODS:
+                runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
+                for _ in range(args.repeats):
+                    for mode in MODES:
+                        if mode == "catalyst" and (
+                            not args.catalyst_python or method not in CATALYST_METHODS
+                        ):
+                            continue
+                        python = args.catalyst_python if mode == "catalyst" else sys.executable
+                        runs[mode].append(_spawn(python, mode, n, layers, method, args.timeout))
+                row = {"n": n, "layers": layers, "method": method, **runs}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    import jax
+    import pennylane as qml
+
+    machine = {
+        "cpu": f"{os.cpu_count()}-core CPU ({platform.machine()})",
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "pennylane": qml.__version__,
+    }
+    return {"rows": rows, "machine": machine, "timeout": args.timeout}
+
+
+def _best(runs: list[dict], key: str) -> float | None:
+    values = [r[key] for r in runs if key in r]
+    return min(values) if values else None
+
+
+def _median(runs: list[dict], key: str) -> float | None:
+    values = [r[key] for r in runs if key in r]
+    return statistics.median(values) if values else None
+
+
+def to_markdown(data: dict) -> str:
+    m = data["machine"]
+    lines = [
+        SECTION,
+        "",
+        f"Generated by `python benchmarks/repeated_patterns.py`. Machine: {m['cpu']}, Python "
+        f"{m['python']}, JAX {m['jax']}, PennyLane {m['pennylane']}. Circuit: per layer a ring of "
+        "CRX, a ring of IsingZZ at distance 2 and one RY (gates no compact layer takes), "
+        "`expval(Z(0))`, x64, `jax.jit(jax.grad(qnode))`. *looped*: the default program, each "
+        "repeated pattern one `lax.scan`; *unrolled*: `set_compact(False)`, one kernel per gate; "
+        "Catalyst 0.15 `qjit(grad)` on lightning.qubit (jax 0.7.1, its own venv). Every number is "
+        "a fresh process, the three alternating case by case; first call = trace + compile + "
+        f"run, minimum (median) seconds; `>{data['timeout']:.0f}` did not finish in that time.",
+        "",
+        "| n | layers | method | looped first call | unrolled first call | looped / unrolled "
+        "| Catalyst first call | looped / Catalyst | looped step (ms) | unrolled step (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def first(runs):
+        best, median = _best(runs, "first"), _median(runs, "first")
+        if best is None:
+            return f">{data['timeout']:.0f}" if any("timeout" in r for r in runs) else "-"
+        return f"{best:.2f} ({median:.2f})"
+
+    def ratio(a, b):
+        x, y = _best(a, "first"), _best(b, "first")
+        if x is None:
+            return "-"
+        if y is None:
+            return f"<{x / data['timeout']:.2f}" if any("timeout" in r for r in b) else "-"
+        return f"{x / y:.2f}"
+
+    def step(runs):
+        best = _best(runs, "steady")
+        return "-" if best is None else f"{best * 1e3:.2f}"
+
+    for r in (r for r in data["rows"] if r["method"] in METHODS):
+        lines.append(
+            f"| {r['n']} | {r['layers']} | {r['method']} | {first(r['looped'])} | "
+            f"{first(r['unrolled'])} | {ratio(r['looped'], r['unrolled'])} | "
+            f"{first(r['catalyst'])} | {ratio(r['looped'], r['catalyst'])} | "
+            f"{step(r['looped'])} | {step(r['unrolled'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", choices=MODES)
+    parser.add_argument("--n", type=int)
+    parser.add_argument("--layers", type=int)
+    parser.add_argument("--method")
+    parser.add_argument("--catalyst-python", help="python of a venv with Catalyst 0.15")
+    parser.add_argument("--ns", type=int, nargs="*", default=[8, 12])
+    parser.add_argument("--layers-list", dest="layers_list", type=int, nargs="*", default=[5, 20])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--json", default="bench-results/repeated_patterns.json")
+    parser.add_argument("--render", action="store_true", help="only re-render --json")
+    parser.add_argument("--docs")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_work(args.worker, args.n, args.layers, args.method)))
+        return
+    data = load_or_measure(args.render, args.json, lambda: measure(args))
+    publish(to_markdown(data), args.docs, SECTION)
+
+
+if __name__ == "__main__":
+    main()
