@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 import pytest
+from conftest import xla_env
 
 import qjaxiface
 from qjaxiface import _compat
@@ -314,7 +315,7 @@ QUICKSTART = textwrap.dedent(
 def test_readme_quickstart_float32_on_four_devices():
     # jax 0.7.1 failed this with "Custom JVP rule must produce primal and tangent outputs with
     # corresponding shapes and dtypes. Expected float32[] ... but got float32[]".
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env = xla_env("--xla_force_host_platform_device_count=4")
     out = subprocess.run(
         [sys.executable, "-c", QUICKSTART], env=env, capture_output=True, text=True, timeout=300
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from conftest import xla_env
 
 from qjaxiface import _config
 from qjaxiface.executors.xla import _rows
@@ -75,11 +75,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize(("value", "sharded_over"), [("auto", 4), ("off", 0)])
 def test_the_variable_switches_sharding_over_four_host_devices(value, sharded_over):
-    env = dict(
-        os.environ,
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
-        QJAXIFACE_XLA_SHARDING=value,
-    )
+    env = xla_env("--xla_force_host_platform_device_count=4", QJAXIFACE_XLA_SHARDING=value)
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300
     )

@@ -191,7 +191,7 @@ def test_term_groups_match_pennylane_with_trainable_coefficients(diff_method):
 
 
 def test_term_groups_under_vmap_and_hessian():
-    n = 8  # two term groups (the eager reference Hessian dominates the test's time)
+    n = 8  # two term groups
 
     def make(method):
         @qml.qnode(qml.device("default.qubit", wires=n), diff_method=method)
@@ -202,7 +202,8 @@ def test_term_groups_under_vmap_and_hessian():
         return circuit
 
     ws = jnp.asarray(np.random.default_rng(8).random((2, 2, n)))
-    ref = jax.vmap(make("backprop"))(ws), jax.hessian(make("backprop"))(ws[0])
+    # PennyLane's own backprop, jitted: its eager Hessian took most of the test's time.
+    ref = jax.jit(jax.vmap(make("backprop")))(ws), jax.jit(jax.hessian(make("backprop")))(ws[0])
     with qjaxiface.installed():
         f = make("adjoint")
         got = jax.jit(jax.vmap(f))(ws), jax.jit(jax.hessian(f))(ws[0])

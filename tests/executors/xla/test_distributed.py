@@ -8,7 +8,6 @@ default.qubit. The schedule is pure Python and is tested here directly.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import sys
 import numpy as np
 import pennylane as qml
 import pytest
+from conftest import xla_env
 
 from qjaxiface.executors.xla._distributed import (
     AmplitudeMesh,
@@ -40,7 +40,7 @@ TOL = 1e-10
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    env = xla_env("--xla_force_host_platform_device_count=8")
     out = subprocess.run(
         [sys.executable, str(CASES)], env=env, capture_output=True, text=True, timeout=1200
     )
@@ -269,7 +269,7 @@ def test_two_jax_processes_equal_one(tmp_path):
 
     script = pathlib.Path(__file__).with_name("distributed_multihost.py")
     port = str(_free_port())
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = xla_env()  # the script adds its 2 devices to the flags
     # Files, not pipes: the test waits for one process at a time, and a full pipe would stall
     # the other one mid-collective.
     logs = [(tmp_path / f"out{pid}", tmp_path / f"err{pid}") for pid in (0, 1)]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
+
+from conftest import xla_env
 
 SCRIPT = textwrap.dedent(
     """
@@ -32,7 +33,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_rows_sharded_over_forced_host_devices():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env = xla_env("--xla_force_host_platform_device_count=4")
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300
     )
