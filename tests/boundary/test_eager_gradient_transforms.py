@@ -58,6 +58,7 @@ def test_stoch_pulse_grad_eagerly_matches_pennylane_and_backprop():
     assert_tree_allclose(got, exact, atol=6e-5)
 
 
+@pytest.mark.slow
 def test_array_valued_parameter_gets_its_jvp():
     # The polynomial's coefficients are one gate parameter of shape (3,).
     params = [jnp.array(0.21), jnp.array([0.05, 0.03, -0.1])]

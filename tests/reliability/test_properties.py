@@ -165,12 +165,14 @@ ROUTES = st.sampled_from(["eager", "jit"])
 EXECUTORS = st.sampled_from(["device", "auto"])
 
 
+@pytest.mark.slow
 @FEWER
 @given(spec=circuits(), route=ROUTES)
 def test_backprop_matches_builtin(spec, route):
     _check(spec, "backprop", route, "auto", atol=1e-9)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(spec=circuits(("expval", "var", "probs")), route=ROUTES, executor=EXECUTORS)
 def test_parameter_shift_matches_builtin_backprop(spec, route, executor):

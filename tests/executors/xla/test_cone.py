@@ -160,6 +160,7 @@ def test_no_term_groups_when_the_cones_cover_the_register_or_pruning_is_off():
         set_light_cone(True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("diff_method", ["backprop", "adjoint", "parameter-shift", "finite-diff"])
 def test_term_groups_match_pennylane_with_trainable_coefficients(diff_method):
     from qjaxiface.executors import xla
@@ -190,6 +191,7 @@ def test_term_groups_match_pennylane_with_trainable_coefficients(diff_method):
         np.testing.assert_allclose(g, r, atol=atol)
 
 
+@pytest.mark.slow
 def test_term_groups_under_vmap_and_hessian():
     n = 8  # two term groups
 

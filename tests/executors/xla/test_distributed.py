@@ -54,6 +54,7 @@ def _group(cases: dict, prefix: str) -> dict:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "prefix",
     ["value/", "jacobian/backprop/", "jacobian/adjoint/", "jacobian/parameter-shift/"],
@@ -64,6 +65,7 @@ def test_sharded_results_equal_default_qubit(cases, prefix):
     assert not bad
 
 
+@pytest.mark.slow
 def test_every_measurement_and_shard_count_is_covered(cases):
     values = _group(cases, "value/")
     kinds = {k.split("/")[1] for k in values}
@@ -72,12 +74,14 @@ def test_every_measurement_and_shard_count_is_covered(cases):
     assert {k.split("/")[2] for k in values} == {"2", "4", "8"}
 
 
+@pytest.mark.slow
 def test_finite_differences_and_spsa_match_the_unsharded_rule(cases):
     # Both difference the same rounding-level values with h = 1e-6.
     assert cases["results"]["jacobian/finite-diff/expval/4"] < 1e-9
     assert cases["results"]["jacobian/spsa/expval/4"] < 1e-9
 
 
+@pytest.mark.slow
 def test_finite_shots_draw_what_the_unsharded_executor_draws(cases):
     """Same device key, same samples: expval, a Hamiltonian, var, probs (wires, observable),
     samples (wires, observable, every wire), counts, shot vectors, parameter-shift rows."""
@@ -87,17 +91,20 @@ def test_finite_shots_draw_what_the_unsharded_executor_draws(cases):
     assert cases["results"]["shots/jacobian/parameter-shift/4"] < 1e-12
 
 
+@pytest.mark.slow
 def test_samples_wider_than_a_slice_follow_the_state(cases):
     # 2**5 outcomes from 20000 shots: every frequency within 5 standard errors.
     assert cases["results"]["shots/wide/z"] < 5
 
 
+@pytest.mark.slow
 def test_hessians_vmap_and_broadcasting(cases):
     for prefix in ("hessian/", "vmap/", "broadcast/"):
         bad = {k: v for k, v in _group(cases, prefix).items() if v > TOL}
         assert not bad
 
 
+@pytest.mark.slow
 def test_qnodes_through_install_mesh(cases):
     """install(executor="xla", mesh=...) runs an unchanged QNode, eager and jitted."""
     found = _group(cases, "qnode/")
@@ -105,6 +112,7 @@ def test_qnodes_through_install_mesh(cases):
     assert max(found.values()) < TOL
 
 
+@pytest.mark.slow
 def test_each_device_holds_one_slice(cases):
     """n=14 on 8 devices: no complex array in the program is larger than 2**11 amplitudes,
     and the forward pass keeps at most three slices plus the parameters."""
@@ -122,6 +130,7 @@ def test_each_device_holds_one_slice(cases):
     assert res["memory/adjoint/temp_slices"] <= 7
 
 
+@pytest.mark.slow
 def test_adjoint_sweep_memory_grows_with_the_parameters_not_their_square(cases):
     """n=8 on 8 devices, 2 and 5 layers: the extra memory stays within 20 bytes per extra
     parameter byte (a gate's value, its inverses and its weights); padding each gate's tangent
@@ -132,6 +141,7 @@ def test_adjoint_sweep_memory_grows_with_the_parameters_not_their_square(cases):
     assert 0 < grown <= 20 * params
 
 
+@pytest.mark.slow
 def test_every_process_lowers_the_same_collectives(cases):
     """No collective whose axis order depends on Python's string hashing (a multi-host hang)."""
     res = cases["results"]
@@ -140,12 +150,14 @@ def test_every_process_lowers_the_same_collectives(cases):
     assert res["program/unordered"] == 0
 
 
+@pytest.mark.slow
 def test_a_state_too_large_for_one_device_is_sharded_without_mesh(cases):
     res = cases["results"]
     assert res["auto/value"] < TOL
     assert res["auto/collectives"] > 0
 
 
+@pytest.mark.slow
 def test_misuse_says_what_to_do(cases):
     msg = cases["messages"]
     assert "power-of-two" in msg["three_devices"] and "over 2 of them" in msg["three_devices"]
@@ -263,6 +275,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_jax_processes_equal_one(tmp_path):
     """2 processes x 2 CPU devices under ``jax.distributed`` (gloo) against default.qubit."""
     import jax
