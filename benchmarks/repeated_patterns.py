@@ -11,7 +11,9 @@ its own venv), alternating case by case:
     python benchmarks/repeated_patterns.py --catalyst-python /tmp/cat/bin/python \\
         --docs docs/benchmarks.md
 
-``--docs`` replaces the "Repeated patterns" section of a Markdown page.
+``--docs`` replaces the "Repeated patterns" section of a Markdown page. ``--circuit random``
+measures a circuit without repetition instead (the gate-list interpreter's case, adjoint only:
+``_interp.py``) and replaces the "Circuits without repetition" section.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from compile_time import _steady
 METHODS = ("backprop", "adjoint")
 CATALYST_METHODS = ("adjoint",)
 SECTION = "## Repeated patterns: one loop against one kernel per gate"
+RANDOM_SECTION = "## Circuits without repetition: the gate-list interpreter"
 MODES = ("looped", "unrolled", "catalyst")
+RANDOM_GATES = ("CRX", "CRY", "CRZ", "IsingZZ", "RX")
+RANDOM_METHODS = ("adjoint",)  # the interpreter runs under the adjoint rule only
+JSON = "bench-results/repeated_patterns.json"
+RANDOM_JSON = "bench-results/random_circuits.json"
 
 
 def ansatz(qml, n: int, layers: int, w) -> None:
@@ -47,7 +54,25 @@ def ansatz(qml, n: int, layers: int, w) -> None:
         qml.RY(w[layer, 2 * n], 0)
 
 
-def _work(mode: str, n: int, layers: int, method: str) -> dict:
+def random_circuit(qml, n: int, layers: int, w) -> None:
+    """As many gates as ``ansatz``, each of a kind and on wires drawn at random (seed 0), a
+    CNOT after every fifth: no pattern repeats."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for wire in range(n):
+        qml.Hadamard(wire)
+    for layer in range(layers):
+        for k in range(2 * n + 1):
+            name = RANDOM_GATES[int(rng.integers(len(RANDOM_GATES)))]
+            a, b = (int(x) for x in rng.choice(n, 2, replace=False))
+            wires = a if name == "RX" else [a, b]
+            getattr(qml, name)(w[layer, k], wires)
+            if k % 5 == 4:
+                qml.CNOT([b, a])
+
+
+def _work(mode: str, n: int, layers: int, method: str, circuit_name: str = "layered") -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -59,7 +84,7 @@ def _work(mode: str, n: int, layers: int, method: str) -> dict:
 
     @qml.qnode(qml.device(device, wires=n), diff_method=method)
     def circuit(w):
-        ansatz(qml, n, layers, w)
+        (random_circuit if circuit_name == "random" else ansatz)(qml, n, layers, w)
         return qml.expval(qml.Z(0))
 
     if mode == "catalyst":
@@ -79,9 +104,9 @@ def _work(mode: str, n: int, layers: int, method: str) -> dict:
     return {"first": first, "steady": _steady(lambda: jax.block_until_ready(step(w)))}
 
 
-def _spawn(python: str, mode: str, n: int, layers: int, method: str, timeout: float) -> dict:
+def _spawn(python, mode, n, layers, method, timeout, circuit="layered") -> dict:
     cmd = [python, __file__, "--worker", mode, "--n", str(n), "--layers", str(layers)]
-    cmd += ["--method", method]
+    cmd += ["--method", method, "--circuit", circuit]
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
@@ -96,7 +121,7 @@ def measure(args) -> dict:
     rows = []
     for n in args.ns:
         for layers in args.layers_list:
-            for method in METHODS:
+            for method in RANDOM_METHODS if args.circuit == "random" else METHODS:
                 runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
                 for _ in range(args.repeats):
                     for mode in MODES:
@@ -105,7 +130,9 @@ def measure(args) -> dict:
                         ):
                             continue
                         python = args.catalyst_python if mode == "catalyst" else sys.executable
-                        runs[mode].append(_spawn(python, mode, n, layers, method, args.timeout))
+                        runs[mode].append(
+                            _spawn(python, mode, n, layers, method, args.timeout, args.circuit)
+                        )
                 row = {"n": n, "layers": layers, "method": method, **runs}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -118,7 +145,7 @@ def measure(args) -> dict:
         "jax": jax.__version__,
         "pennylane": qml.__version__,
     }
-    return {"rows": rows, "machine": machine, "timeout": args.timeout}
+    return {"rows": rows, "machine": machine, "timeout": args.timeout, "circuit": args.circuit}
 
 
 def _best(runs: list[dict], key: str) -> float | None:
@@ -131,49 +158,75 @@ def _median(runs: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _first(runs: list[dict], timeout: float) -> str:
+    best, median = _best(runs, "first"), _median(runs, "first")
+    if best is None:
+        return f">{timeout:.0f}" if any("timeout" in r for r in runs) else "-"
+    return f"{best:.2f} ({median:.2f})"
+
+
+def _ratio(a: list[dict], b: list[dict], timeout: float) -> str:
+    x, y = _best(a, "first"), _best(b, "first")
+    if x is None:
+        return "-"
+    if y is None:
+        return f"<{x / timeout:.2f}" if any("timeout" in r for r in b) else "-"
+    return f"{x / y:.2f}"
+
+
+def _step(runs: list[dict]) -> str:
+    best = _best(runs, "steady")
+    return "-" if best is None else f"{best * 1e3:.2f}"
+
+
 def to_markdown(data: dict) -> str:
-    m = data["machine"]
-    lines = [
-        SECTION,
-        "",
-        f"Generated by `python benchmarks/repeated_patterns.py`. Machine: {m['cpu']}, Python "
-        f"{m['python']}, JAX {m['jax']}, PennyLane {m['pennylane']}. Circuit: per layer a ring of "
-        "CRX, a ring of IsingZZ at distance 2 and one RY (gates no compact layer takes), "
-        "`expval(Z(0))`, x64, `jax.jit(jax.grad(qnode))`. *looped*: the default program, each "
-        "repeated pattern one `lax.scan`; *unrolled*: `set_compact(False)`, one kernel per gate; "
-        "Catalyst 0.15 `qjit(grad)` on lightning.qubit (jax 0.7.1, its own venv). Every number is "
-        "a fresh process, the three alternating case by case; first call = trace + compile + "
-        f"run, minimum (median) seconds; `>{data['timeout']:.0f}` did not finish in that time.",
-        "",
-        "| n | layers | method | looped first call | unrolled first call | looped / unrolled "
-        "| Catalyst first call | looped / Catalyst | looped step (ms) | unrolled step (ms) |",
+    m, timeout = data["machine"], data["timeout"]
+    random = data.get("circuit") == "random"
+    setup = (
+        f"Machine: {m['cpu']}, Python {m['python']}, JAX {m['jax']}, PennyLane {m['pennylane']}."
+    )
+    if random:
+        head = [
+            RANDOM_SECTION,
+            "",
+            "Generated by `python benchmarks/repeated_patterns.py --circuit random`. " + setup,
+            "Circuit: a layer of Hadamards, then per layer `2n + 1` gates of a kind drawn from "
+            "CRX, CRY, CRZ, IsingZZ and RX on wires drawn at random (seed 0) and a CNOT after "
+            "every fifth: no pattern repeats. `expval(Z(0))`, x64, `jax.jit(jax.grad(qnode))`, "
+            "adjoint. *interpreted*: the default program, each stretch of gates one "
+            "`lax.scan` over a gate table (`_interp.py`); *unrolled*: `set_compact(False)`, "
+            "one kernel per gate;",
+        ]
+        names = ("interpreted", "unrolled")
+    else:
+        head = [
+            SECTION,
+            "",
+            "Generated by `python benchmarks/repeated_patterns.py`. " + setup,
+            "Circuit: per layer a ring of CRX, a ring of IsingZZ at distance 2 and one RY (gates "
+            "no compact layer takes), `expval(Z(0))`, x64, `jax.jit(jax.grad(qnode))`. *looped*: "
+            "the default program, each repeated pattern one `lax.scan`; *unrolled*: "
+            "`set_compact(False)`, one kernel per gate;",
+        ]
+        names = ("looped", "unrolled")
+    head[-1] += (
+        " Catalyst 0.15 `qjit(grad)` on lightning.qubit (jax 0.7.1, its own venv). Every number "
+        "is a fresh process, the three alternating case by case; first call = trace + compile "
+        f"+ run, minimum (median) seconds; `>{timeout:.0f}` did not finish in that time."
+    )
+    a, b = names
+    lines = [*head[:2], " ".join(head[2:]), ""]
+    lines += [
+        f"| n | layers | method | {a} first call | {b} first call | {a} / {b} "
+        f"| Catalyst first call | {a} / Catalyst | {a} step (ms) | {b} step (ms) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-
-    def first(runs):
-        best, median = _best(runs, "first"), _median(runs, "first")
-        if best is None:
-            return f">{data['timeout']:.0f}" if any("timeout" in r for r in runs) else "-"
-        return f"{best:.2f} ({median:.2f})"
-
-    def ratio(a, b):
-        x, y = _best(a, "first"), _best(b, "first")
-        if x is None:
-            return "-"
-        if y is None:
-            return f"<{x / data['timeout']:.2f}" if any("timeout" in r for r in b) else "-"
-        return f"{x / y:.2f}"
-
-    def step(runs):
-        best = _best(runs, "steady")
-        return "-" if best is None else f"{best * 1e3:.2f}"
-
-    for r in (r for r in data["rows"] if r["method"] in METHODS):
+    for r in data["rows"]:
         lines.append(
-            f"| {r['n']} | {r['layers']} | {r['method']} | {first(r['looped'])} | "
-            f"{first(r['unrolled'])} | {ratio(r['looped'], r['unrolled'])} | "
-            f"{first(r['catalyst'])} | {ratio(r['looped'], r['catalyst'])} | "
-            f"{step(r['looped'])} | {step(r['unrolled'])} |"
+            f"| {r['n']} | {r['layers']} | {r['method']} | {_first(r['looped'], timeout)} | "
+            f"{_first(r['unrolled'], timeout)} | {_ratio(r['looped'], r['unrolled'], timeout)} | "
+            f"{_first(r['catalyst'], timeout)} | {_ratio(r['looped'], r['catalyst'], timeout)} | "
+            f"{_step(r['looped'])} | {_step(r['unrolled'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -184,20 +237,24 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int)
     parser.add_argument("--layers", type=int)
     parser.add_argument("--method")
+    parser.add_argument("--circuit", choices=("layered", "random"), default="layered")
     parser.add_argument("--catalyst-python", help="python of a venv with Catalyst 0.15")
     parser.add_argument("--ns", type=int, nargs="*", default=[8, 12])
     parser.add_argument("--layers-list", dest="layers_list", type=int, nargs="*", default=[5, 20])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--json", default="bench-results/repeated_patterns.json")
+    parser.add_argument("--json", default=JSON)
     parser.add_argument("--render", action="store_true", help="only re-render --json")
     parser.add_argument("--docs")
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(_work(args.worker, args.n, args.layers, args.method)))
+        print(json.dumps(_work(args.worker, args.n, args.layers, args.method, args.circuit)))
         return
+    if args.circuit == "random" and args.json == JSON:
+        args.json = RANDOM_JSON
     data = load_or_measure(args.render, args.json, lambda: measure(args))
-    publish(to_markdown(data), args.docs, SECTION)
+    random = data.get("circuit") == "random"
+    publish(to_markdown(data), args.docs, RANDOM_SECTION if random else SECTION)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from ..._tangents import is_zero_tangent
 from ._compact import Region, adjoint_region, region_matrices
 from ._gates import Gate, GateValues, inverse_values
+from ._interp import Interp, adjoint_interp, table
 from ._jvp_parts import Fn, add_tangents, autodiff_rest, tangent_out
 from ._kernels import apply_gate, transition_matrix
 from ._measure import apply_observable
@@ -131,6 +132,13 @@ def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, ob
                 if w is not None and d is not None:
                     axes = (0, *range(2, w.ndim))
                     tan = tan + 2 * jnp.real(jnp.sum(w * jnp.expand_dims(d, 1), axis=axes))
+            if item.first <= first:
+                break
+            continue
+        if isinstance(item, Interp):
+            ket, bras, w = adjoint_interp(ket, bras, item, table(item, gates, values))
+            d = table(item, gates, d_values, tangent=True)
+            tan = tan + 2 * jnp.real(jnp.einsum("gmk,gk->m", w, d))
             if item.first <= first:
                 break
             continue

@@ -57,8 +57,8 @@ _enabled = [True]
 def set_compact(enabled: bool) -> None:
     """Turn compact programs on (the default) or off, for programs built from now on.
 
-    Off, every gate is its own kernel (no compact layers, no repeated patterns as loops): for
-    comparisons and benchmarks. Built programs are cached per setting.
+    Off, every gate is its own kernel (no compact layers, no repeated patterns as loops, no
+    gate-list interpreter): for comparisons and benchmarks. Built programs are cached per setting.
 
     Examples:
         >>> from qjaxiface.executors.xla import set_compact

@@ -30,6 +30,7 @@ from ._batching import broadcast_leaves
 from ._compact import Region, plan_regions, region_matrices, run_region
 from ._cone import light_cone
 from ._gates import STATE_PREPS, Gate, GateValues, ParamSource, as_complex, compile_gate
+from ._interp import Interp, find_interps, run_interp, table
 from ._kernels import apply_gate
 from ._measure import (
     density_matrix,
@@ -103,8 +104,8 @@ class TapeProgram:
         order: wires of the state axes.
         prep: the state-preparation op at index 0 (or None) and its leaf slice.
         gates: compiled gates with their leaf slices.
-        plan: gate indices, compact ``Region``s (``_compact.py``) and ``Repeat``s
-            (``_repeat.py``), in circuit order.
+        plan: gate indices, compact ``Region``s (``_compact.py``), ``Repeat``s
+            (``_repeat.py``) and ``Interp``\\ s (``_interp.py``), in circuit order.
         measurements: compiled measurements.
         n_leaves: number of parameter leaves.
         batched: per leaf, whether it carries the broadcast dimension.
@@ -119,11 +120,13 @@ class TapeProgram:
         lifted=None,
         compact: bool = True,
         repeat: bool = True,
+        interp: bool = False,
     ):
         """``lifted`` (``_lift.Lifted``): ``tape`` is the decomposition of a tape with whole
         templates, whose gate parameters are read from that tape's leaves (``lifted.sources``).
         ``compact=False``: no ``_compact`` regions; ``repeat=False``: no ``_repeat`` loops
-        (both off: every gate is a kernel of its own)."""
+        (both off: every gate is a kernel of its own); ``interp``: the gates left unrolled
+        after those, in stretches that the gate-list interpreter runs (``_interp.py``)."""
         self.sources = None if lifted is None else lifted.sources
         self.order = internal_wire_order(tape, wire_order)
         cone = light_cone(tape)
@@ -149,7 +152,11 @@ class TapeProgram:
                 self.gates.append((compile_gate(op, self.axis_of), sl, op))
         gates = [g for g, _, _ in self.gates]
         plan = plan_regions(gates, self.n_wires) if compact else list(range(len(gates)))
-        self.plan = find_repeats(plan, gates) if repeat else plan
+        if repeat:
+            plan = find_repeats(plan, gates)
+        if interp:
+            plan = find_interps(plan, gates, self.n_wires)
+        self.plan = plan
         if lifted is not None:
             start = lifted.n_op_leaves  # measurements read the lifted tape's own leaves
             self.batched = [False] * start
@@ -215,6 +222,9 @@ class TapeProgram:
             if isinstance(item, Repeat):
                 stacks = repeat_values(item, one_by_one)
                 state = run_repeat(state, item, gates, stacks, elementwise=elementwise)
+                continue
+            if isinstance(item, Interp):
+                state = run_interp(state, item, table(item, gates, one_by_one))
                 continue
             state = apply_gate(
                 state,

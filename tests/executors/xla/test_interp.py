@@ -1,0 +1,210 @@
+"""The gate-list interpreter, against default.qubit and against the unrolled program."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pennylane as qml
+from xla_test_helpers import DEV, preprocess
+
+from qjaxiface import clear_caches
+from qjaxiface.executors.xla import _interp, set_compact, set_precision, xla_execute
+from qjaxiface.executors.xla._gates import compile_gate
+from qjaxiface.executors.xla._interp import MIN_GATES, Interp, row_of
+from qjaxiface.executors.xla._simulate import TapeProgram
+
+N = 5
+# Every kind of row: controlled one-wire matrices (with zero-valued controls too), one- and
+# two-wire diagonals with and without controls, bit flips, constant and parametrized gates.
+KINDS = [
+    lambda p, a, b, c: qml.CRX(p, [a, b]),
+    lambda p, a, b, c: qml.CRY(p, [b, a]),
+    lambda p, a, b, c: qml.CRZ(p, [a, c]),
+    lambda p, a, b, c: qml.CRot(p, 0.3 * p, -p, [c, a]),
+    lambda p, a, b, c: qml.ControlledPhaseShift(p, [a, b]),
+    lambda p, a, b, c: qml.IsingZZ(p, [b, c]),
+    lambda p, a, b, c: qml.MultiRZ(p, [c, a]),
+    lambda p, a, b, c: qml.RX(p, a),
+    lambda p, a, b, c: qml.Rot(p, -p, 0.5 * p, b),
+    lambda p, a, b, c: qml.U3(p, 0.2, -0.4, c),
+    lambda p, a, b, c: qml.PhaseShift(p, a),
+    lambda p, a, b, c: qml.RZ(p, b),
+    lambda p, a, b, c: qml.CZ([a, c]),
+    lambda p, a, b, c: qml.CNOT([b, a]),
+    lambda p, a, b, c: qml.Toffoli([a, b, c]),
+    lambda p, a, b, c: qml.MultiControlledX(wires=[c, a, b], control_values=[0, 1]),
+    lambda p, a, b, c: qml.CY([c, b]),
+    lambda p, a, b, c: qml.Hadamard(a),
+    lambda p, a, b, c: qml.S(c),
+    lambda p, a, b, c: qml.PauliX(b),
+]
+
+
+def random_ops(params, seed: int = 0, breaker: bool = True) -> list:
+    """One gate per parameter, of a random kind on random wires (no pattern repeats), with an
+    IsingXX (a two-wire matrix: not a row) in the middle when ``breaker``."""
+    rng = np.random.default_rng(seed)
+    ops = [qml.Hadamard(w) for w in range(N)]
+    for j, p in enumerate(params):
+        a, b, c = (int(w) for w in rng.choice(N, 3, replace=False))
+        ops.append(KINDS[int(rng.integers(len(KINDS)))](p, a, b, c))
+        if breaker and j == len(params) // 2:
+            ops.append(qml.IsingXX(0.7, [0, 3]))
+    return ops
+
+
+def _tape(params, measurements, seed=0):
+    return preprocess(qml.tape.QuantumScript(random_ops(params, seed), measurements))
+
+
+def _interps(tape, interp=True) -> list[Interp]:
+    return [x for x in TapeProgram(tape, interp=interp).plan if isinstance(x, Interp)]
+
+
+def test_rows_cover_the_interpretable_gates():
+    n = 4
+    axis_of = {w: w for w in range(n)}
+
+    def row(op):
+        return row_of(compile_gate(op, axis_of), n)
+
+    # (branch, shifts p q t, control mask, control values, diagonal); wire 0 is the top bit.
+    assert row(qml.RY(0.1, 2)) == (2, 1, 1, 1, 0, 0, 0)
+    assert row(qml.CRX(0.1, [0, 3])) == (3, 0, 0, 0, 8, 8, 0)
+    assert row(qml.MultiControlledX(wires=[1, 2, 0], control_values=[0, 1])) == (
+        0,
+        3,
+        3,
+        3,
+        6,
+        2,
+        0,
+    )
+    assert row(qml.RZ(0.1, 1)) == (n, 2, 2, 2, 0, 0, 1)
+    assert row(qml.IsingZZ(0.1, [3, 1])) == (n, 0, 2, 0, 0, 0, 1)
+    for op in [
+        qml.IsingXX(0.1, [0, 1]),
+        qml.SWAP([0, 1]),
+        qml.GlobalPhase(0.1),
+        qml.CCZ([0, 1, 2]),
+    ]:
+        assert row(op) is None
+
+
+def test_a_stretch_becomes_one_interp_per_side_of_a_breaker():
+    params = np.linspace(0.1, 2.0, 3 * MIN_GATES)
+    tape = _tape(params, [qml.probs()])  # all wires: no gate is outside the light cone
+    program = TapeProgram(tape, interp=True)
+    assert sum(isinstance(x, Interp) for x in program.plan) == 2
+    flat: list[int] = []
+    for item in program.plan:
+        flat.extend(item.ids if isinstance(item, Interp) else [item])
+    assert flat == list(range(len(program.gates)))  # every gate once, in order
+
+
+def test_short_stretches_settings_and_wide_programs_keep_kernels(monkeypatch):
+    short = _tape(np.linspace(0.1, 1.0, MIN_GATES - 6), [qml.expval(qml.Z(0))])
+    assert not _interps(short)
+    params = np.linspace(0.1, 2.0, 3 * MIN_GATES)
+    tape = _tape(params, [qml.expval(qml.Z(0))])
+    assert _interps(tape) and not _interps(tape, interp=False)
+    monkeypatch.setattr(_interp, "MAX_WIRES", N - 1)
+    assert not _interps(tape)
+    monkeypatch.undo()
+    set_compact(False)
+    try:
+        assert not _interps(tape)
+    finally:
+        set_compact(True)
+
+
+def test_the_final_state_equals_default_qubit():
+    params = np.random.default_rng(1).uniform(-np.pi, np.pi, 3 * MIN_GATES)
+    tape = _tape(params, [qml.state()])
+    program = TapeProgram(tape, interp=True)
+    assert any(isinstance(x, Interp) for x in program.plan)
+    leaves = tuple(jnp.asarray(p) for p in tape.get_parameters(trainable_only=False))
+    got = jax.jit(program.final_state)(leaves)
+    ref = qml.execute([tape], DEV, diff_method=None)[0]
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+
+
+def _vector_fn(diff_method, measurements, seed=2):
+    def f(p):
+        tape = _tape(p, measurements, seed)
+        if diff_method is None:
+            res = qml.execute([tape], DEV, diff_method="backprop")[0]
+        else:
+            assert _interps(tape) or diff_method != "adjoint"
+            res = xla_execute([tape], diff_method=diff_method)[0]
+        res = res if isinstance(res, tuple) else (res,)
+        return jnp.stack([jnp.ravel(r)[0] for r in res])
+
+    return f
+
+
+EXPVALS = [qml.expval(qml.Z(1)), qml.expval(qml.Y(0) @ qml.X(3)), qml.expval(qml.X(4))]
+
+
+def test_adjoint_jacobian_equals_default_qubit():
+    params = jnp.asarray(np.random.default_rng(3).uniform(-np.pi, np.pi, 3 * MIN_GATES))
+    got = jax.jit(jax.jacobian(_vector_fn("adjoint", EXPVALS)))(params)
+    ref = jax.jit(jax.jacobian(_vector_fn(None, EXPVALS)))(params)
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+
+
+def test_forward_mode_hessian_and_vmap_through_the_sweep():
+    params = jnp.asarray(np.random.default_rng(4).uniform(-np.pi, np.pi, 2 * MIN_GATES))
+    f = _vector_fn("adjoint", EXPVALS[:2])
+    ref_f = _vector_fn(None, EXPVALS[:2])
+    np.testing.assert_allclose(
+        jax.jacfwd(f)(params), jax.jit(jax.jacrev(ref_f))(params), atol=1e-10
+    )
+    head = lambda fn: lambda p: fn(p)[0]  # noqa: E731
+    np.testing.assert_allclose(
+        jax.jit(jax.hessian(head(f)))(params),
+        jax.jit(jax.hessian(head(ref_f)))(params),
+        atol=1e-9,
+    )
+    batch = jnp.stack([params, params[::-1]])
+    np.testing.assert_allclose(
+        jax.jit(jax.vmap(jax.jacobian(f)))(batch),
+        jax.jit(jax.vmap(jax.jacobian(ref_f)))(batch),
+        atol=1e-10,
+    )
+
+
+def test_single_precision_agrees_with_double():
+    params = jnp.asarray(np.random.default_rng(5).uniform(-np.pi, np.pi, 2 * MIN_GATES))
+    f = jax.jacobian(_vector_fn("adjoint", EXPVALS[:1]))
+    double = f(params)
+    clear_caches()
+    set_precision("single")
+    try:
+        single = f(params)
+    finally:
+        set_precision("double")
+        clear_caches()
+    assert not np.array_equal(single, double)  # the complex64 program ran
+    np.testing.assert_allclose(single, double, atol=2e-5)
+
+
+def _ops_in(size: int) -> dict[str, int]:
+    """Counts of the lowered adjoint ``jit(grad)`` program's kernels and loops."""
+
+    def f(p):
+        # An observable on every wire: no gate is outside the light cone.
+        tape = _tape(p, [qml.expval(qml.prod(*(qml.Z(w) for w in range(N))))])
+        return xla_execute([tape], diff_method="adjoint")[0]
+
+    text = jax.jit(jax.grad(f)).lower(jnp.ones(size)).as_text()
+    return {op: len(re.findall(rf"stablehlo\.{op}\b", text)) for op in ("dot_general", "while")}
+
+
+def test_the_program_does_not_grow_with_the_number_of_gates():
+    shallow, deep = _ops_in(3 * MIN_GATES), _ops_in(8 * MIN_GATES)
+    assert shallow["while"] >= 2  # the run and the sweep, on each side of the IsingXX
+    assert deep == shallow
