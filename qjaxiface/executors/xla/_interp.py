@@ -20,9 +20,10 @@ The adjoint rule sweeps the scan backwards (``adjoint_interp``): un-apply each r
 ket and the bras and emit its four weights, so that the tangent is one contraction with the
 table's tangent. Programs are interpreted under the adjoint rule only
 (``executors/xla/__init__._program``): backprop through the scan stepped 1.8-3x slower than
-through the unrolled kernels (reverse mode through ``lax.switch`` gives every branch the
-residuals of all of them, ``n + 1`` differently shaped views of the state per row), and the
-shift rules' vmapped rows keep their kernels, as for repeats.
+through the unrolled kernels, and the shift rules' vmapped rows keep their kernels, as for
+repeats. (At n=12, 589 rows: the scan's value took 4.3 ms, a JVP 10.7 ms, reverse mode 56 ms
+against 18 ms unrolled. One residual layout for every branch, a ``(pairs, 2)`` view, gave
+55 ms: JAX's ``lax.switch`` merges residuals by shape, but that was not the cost.)
 """
 
 from __future__ import annotations
