@@ -16,6 +16,10 @@ as a ``(2**t, 2, rest)`` view: ``n + 1`` kernels to compile, whatever the number
 generic kernel reading the partner amplitudes with a gather ``s[idx ^ bit]`` compiled slightly
 faster but stepped 1.6x slower at n=12, and its transpose is a scatter.)
 
+Up to ``LOOP_WIRES`` wires, a repeated pattern (``_repeat.py``) of interpretable gates joins
+the stretch around it: a loop compiles one kernel per gate of its pattern, the interpreter
+``n + 1`` for any number of gates.
+
 The adjoint rule sweeps the scan backwards (``adjoint_interp``): un-apply each row from the
 ket and the bras and emit its four weights, so that the tangent is one contraction with the
 table's tangent. Programs are interpreted under the adjoint rule only
@@ -39,6 +43,8 @@ import numpy as np
 from ..._dtypes import state_dtype
 from ._compact import compact_enabled
 from ._gates import Gate, GateValues
+from ._kernels import num_wires_of
+from ._repeat import Repeat
 
 Array = Any
 
@@ -49,6 +55,10 @@ MIN_GATES = 16
 # at n=12, 1.0x at n=14, 1.3x at n=16. Wider programs keep their kernels: there the step, not
 # the compile, dominates a training run.
 MAX_WIRES = 14
+# Up to this many wires, repeated patterns of interpretable gates are interpreted instead of
+# looped (``find_interps``). Layered CRX/IsingZZ circuits, adjoint, against the loops: first
+# calls 0.53-0.81x at n=8-12; steps 0.9-1.0x at n <= 10, but 1.1x at n=12 and 1.15x at n=14.
+LOOP_WIRES = 10
 
 # The transposed 2x2 matrix, flattened. int32 indices: int64 ones fail in jax's indexing
 # when the arrays were traced with x64 off.
@@ -94,15 +104,30 @@ def row_of(gate: Gate, n: int) -> tuple[int, ...] | None:
 
 
 def find_interps(plan: Sequence[Any], gates: Sequence[Gate], n: int) -> list:
-    """``plan`` with its stretches of interpretable unrolled gates as ``Interp``\\ s."""
+    """``plan`` with its stretches of interpretable unrolled gates as ``Interp``\\ s.
+
+    Up to ``LOOP_WIRES`` wires, a repeated pattern (``_repeat.Repeat``) whose every gate has a
+    row joins the stretch around it: its loop's body compiles one kernel per gate of the
+    pattern, the interpreter ``n + 1`` for any number of gates.
+    """
     if not compact_enabled() or n > MAX_WIRES:
         return list(plan)
     out: list = []
-    stretch: list[int] = []  # the unrolled gates since the last item that is not one
+    stretch: list = []  # the items since the last one that cannot join
     rows: dict[int, tuple[int, ...]] = {}
 
+    def row(i: int) -> bool:
+        """Whether gate ``i`` can be in a stretch (a ``none`` gate needs no row)."""
+        if i not in rows:
+            found = row_of(gates[i], n)
+            if found is None:
+                return gates[i].kind == "none"
+            rows[i] = found
+        return True
+
     def flush():
-        kept = [i for i in stretch if i in rows]  # ``none`` gates need no row
+        ids = [i for item in stretch for i in _gate_ids(item)]
+        kept = [i for i in ids if i in rows]
         if len(kept) >= MIN_GATES:
             out.append(Interp(tuple(kept), tuple(rows[i] for i in kept)))
         else:
@@ -110,17 +135,19 @@ def find_interps(plan: Sequence[Any], gates: Sequence[Gate], n: int) -> list:
         stretch.clear()
 
     for item in plan:
-        if isinstance(item, int):
-            row = row_of(gates[item], n)
-            if row is not None:
-                rows[item] = row
-            if row is not None or gates[item].kind == "none":
-                stretch.append(item)
-                continue
+        joins = isinstance(item, int) or (isinstance(item, Repeat) and n <= LOOP_WIRES)
+        if joins and all(row(i) for i in _gate_ids(item)):
+            stretch.append(item)
+            continue
         flush()
         out.append(item)
     flush()
     return out
+
+
+def _gate_ids(item: int | Repeat) -> list[int]:
+    """A gate's index, or a repeat's gates in circuit order."""
+    return [item] if isinstance(item, int) else [i for rep in item.ids for i in rep]
 
 
 def table(interp: Interp, gates: Sequence[Gate], values: GateValues, tangent: bool = False):
@@ -156,13 +183,28 @@ def _mask(idx: Array, row: Array) -> Array:
     return (idx & row[4]) == row[5]
 
 
-def _matrix_kernel(t: int):
+def _indices(n: int) -> Array:
+    """The flat index of every amplitude. An iota, not an argument: XLA computes the indices
+    inside each kernel's loop instead of reading an int32 array next to the state (the steps
+    changed within noise at n=12-14, but nothing is read that need not be)."""
+    return jax.lax.iota(jnp.int32, 2**n)
+
+
+def _low_indices(t: int, n: int) -> Array:
+    """The flat indices of the amplitudes whose bit ``t`` is 0, as the ``(2**t, rest)``
+    view's ``[:, 0]`` half."""
+    rest = 2 ** (n - 1 - t)
+    high = jax.lax.broadcasted_iota(jnp.int32, (2**t, rest), 0)
+    return high * (2 * rest) + jax.lax.broadcasted_iota(jnp.int32, (2**t, rest), 1)
+
+
+def _matrix_kernel(t: int, n: int):
     """Apply a row's 2x2 matrix on wire ``t``: one pass over the state (the controls are not
     the target, so both halves share the mask)."""
 
-    def apply(s, v, row, idx):
+    def apply(s, v, row):
         view = jnp.reshape(s, (2**t, 2, -1))
-        on = _mask(jnp.reshape(idx, (2**t, 2, -1))[:, 0], row)
+        on = _mask(_low_indices(t, n), row)
         s0, s1 = view[:, 0], view[:, 1]
         n0 = jnp.where(on, v[0] * s0 + v[1] * s1, s0)
         n1 = jnp.where(on, v[2] * s0 + v[3] * s1, s1)
@@ -171,25 +213,29 @@ def _matrix_kernel(t: int):
     return apply
 
 
-def _select(idx: Array, v: Array, row: Array) -> tuple[Array, Array]:
-    """(``2 x_p + x_q`` per amplitude, the diagonal's entry there)."""
-    sel = 2 * ((idx >> row[1]) & 1) + ((idx >> row[2]) & 1)
-    d = jnp.where(sel == 0, v[0], jnp.where(sel == 1, v[1], jnp.where(sel == 2, v[2], v[3])))
-    return sel, d
+def _selection(idx: Array, row: Array) -> Array:
+    """``2 x_p + x_q`` per amplitude: which of a diagonal row's entries applies."""
+    return 2 * ((idx >> row[1]) & 1) + ((idx >> row[2]) & 1)
 
 
-def _diag_kernel(s, v, row, idx):
-    return jnp.where(_mask(idx, row), _select(idx, v, row)[1] * s, s)
+def _diag_kernel(n: int):
+    def apply(s, v, row):
+        idx = _indices(n)
+        sel = _selection(idx, row)
+        d = jnp.where(sel == 0, v[0], jnp.where(sel == 1, v[1], jnp.where(sel == 2, v[2], v[3])))
+        return jnp.where(_mask(idx, row), d * s, s)
+
+    return apply
 
 
 def _kernels(n: int) -> list:
     """``lax.switch`` branches: per target wire its matrix kernel, last the diagonal one."""
-    return [_matrix_kernel(t) for t in range(n)] + [_diag_kernel]
+    return [_matrix_kernel(t, n) for t in range(n)] + [_diag_kernel(n)]
 
 
-def _matrix_weights(t: int):
-    def weigh(ket, bras, row, idx):
-        on = _mask(jnp.reshape(idx, (2**t, 2, -1))[:, 0], row)
+def _matrix_weights(t: int, n: int):
+    def weigh(ket, bras, row):
+        on = _mask(_low_indices(t, n), row)
         k = jnp.where(on[:, None], jnp.reshape(ket, (2**t, 2, -1)), 0)
         b = jnp.reshape(bras, (bras.shape[0], 2**t, 2, -1))
         return jnp.reshape(jnp.einsum("mhxr,hyr->mxy", b, k), (-1, 4))
@@ -197,21 +243,23 @@ def _matrix_weights(t: int):
     return weigh
 
 
-def _diag_weights(ket, bras, row, idx):
-    sel = _select(idx, jnp.zeros(4, ket.dtype), row)[0]
-    onehot = (sel[:, None] == jnp.arange(4, dtype=sel.dtype)).astype(ket.dtype)
-    return bras @ (jnp.where(_mask(idx, row), ket, 0)[:, None] * onehot)
+def _diag_weights(n: int):
+    def weigh(ket, bras, row):
+        idx = _indices(n)
+        sel = _selection(idx, row)
+        onehot = (sel[:, None] == jnp.arange(4, dtype=sel.dtype)).astype(ket.dtype)
+        return bras @ (jnp.where(_mask(idx, row), ket, 0)[:, None] * onehot)
+
+    return weigh
 
 
 def run_interp(state: Array, interp: Interp, vals: Array) -> Array:
     """The state after the stretch (``vals``: ``table``)."""
-    n = int(state.shape[0]).bit_length() - 1
-    kernels = _kernels(n)
-    idx = jnp.arange(2**n, dtype=jnp.int32)
+    kernels = _kernels(num_wires_of(state))
 
     def body(s, x):
         v, row = x
-        return jax.lax.switch(row[0], kernels, s, v, row, idx), None
+        return jax.lax.switch(row[0], kernels, s, v, row), None
 
     # Checkpointed: second derivatives (the adjoint rule's Hessian) differentiate this loop,
     # and then keep one state per row instead of every kernel's intermediates.
@@ -225,10 +273,9 @@ def adjoint_interp(ket: Array, bras: Array, interp: Interp, vals: Array):
     The bras are carried conjugated (``_adjoint.adjoint_jvp``): un-applying ``U`` from them
     applies ``U^T``, from the ket ``U†`` (for a diagonal, the transpose is itself).
     """
-    n = int(ket.shape[0]).bit_length() - 1
+    n = num_wires_of(ket)
     kernels = _kernels(n)
-    weighers = [_matrix_weights(t) for t in range(n)] + [_diag_weights]
-    idx = jnp.arange(2**n, dtype=jnp.int32)
+    weighers = [_matrix_weights(t, n) for t in range(n)] + [_diag_weights(n)]
     static = _static(interp)
     diag = (static[:, 6] == 1)[:, None]
     transposed = jnp.where(diag, vals, vals[:, _SWAP_OFF])
@@ -237,9 +284,9 @@ def adjoint_interp(ket: Array, bras: Array, interp: Interp, vals: Array):
     def body(carry, x):
         ket, bras = carry
         v_t, v_d, row = x
-        ket = jax.lax.switch(row[0], kernels, ket, v_d, row, idx)
-        w = jax.lax.switch(row[0], weighers, ket, bras, row, idx)
-        bras = jax.vmap(lambda b: jax.lax.switch(row[0], kernels, b, v_t, row, idx))(bras)
+        ket = jax.lax.switch(row[0], kernels, ket, v_d, row)
+        w = jax.lax.switch(row[0], weighers, ket, bras, row)
+        bras = jax.vmap(lambda b: jax.lax.switch(row[0], kernels, b, v_t, row))(bras)
         return (ket, bras), w
 
     (ket, bras), w = jax.lax.scan(body, (ket, bras), (transposed, dagger, static), reverse=True)

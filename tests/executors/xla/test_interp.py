@@ -208,3 +208,47 @@ def test_the_program_does_not_grow_with_the_number_of_gates():
     shallow, deep = _ops_in(3 * MIN_GATES), _ops_in(8 * MIN_GATES)
     assert shallow["while"] >= 2  # the run and the sweep, on each side of the IsingXX
     assert deep == shallow
+
+
+def _layered_tape(params, swap: bool = False):
+    """Per layer a ring of CRX, a ring of IsingZZ and one RY (a ``SWAP`` first when ``swap``):
+    a pattern ``_repeat.find_repeats`` loops."""
+    params = jnp.reshape(params, (-1, 2 * N + 1))
+    ops = [qml.Hadamard(w) for w in range(N)]
+    for layer in params:
+        if swap:
+            ops.append(qml.SWAP([0, 2]))
+        ops += [qml.CRX(layer[w], [w, (w + 1) % N]) for w in range(N)]
+        ops += [qml.IsingZZ(layer[N + w], [w, (w + 2) % N]) for w in range(N)]
+        ops.append(qml.RY(layer[2 * N], 0))
+    measurements = [qml.expval(qml.prod(*(qml.Z(w) for w in range(N)))), qml.expval(qml.X(1))]
+    return preprocess(qml.tape.QuantumScript(ops, measurements))
+
+
+def _kinds(tape) -> list[str]:
+    return [type(x).__name__ for x in TapeProgram(tape, interp=True).plan if not isinstance(x, int)]
+
+
+def test_repeats_of_interpretable_gates_join_the_interpreter_on_few_wires(monkeypatch):
+    params = np.linspace(0.1, 2.0, 4 * (2 * N + 1))
+    assert _kinds(_layered_tape(params)) == ["Interp"]  # the Hadamards and every layer
+    assert "Repeat" in _kinds(_layered_tape(params, swap=True))  # a SWAP has no row
+    monkeypatch.setattr(_interp, "LOOP_WIRES", N - 1)
+    assert "Repeat" in _kinds(_layered_tape(params))
+
+
+def test_an_interpreted_repeat_differentiates_as_default_qubit():
+    params = jnp.asarray(np.random.default_rng(6).uniform(-np.pi, np.pi, 3 * (2 * N + 1)))
+
+    def f(p, diff_method):
+        tape = _layered_tape(p)
+        if diff_method == "adjoint":
+            assert _kinds(tape) == ["Interp"]
+            res = xla_execute([tape], diff_method="adjoint")[0]
+        else:
+            res = qml.execute([tape], DEV, diff_method="backprop")[0]
+        return jnp.stack(res)
+
+    got = jax.jit(jax.jacobian(f), static_argnums=1)(params, "adjoint")
+    ref = jax.jit(jax.jacobian(f), static_argnums=1)(params, "backprop")
+    np.testing.assert_allclose(got, ref, atol=1e-10)
