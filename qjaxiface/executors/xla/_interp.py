@@ -8,10 +8,10 @@ Here such a stretch becomes *data*: one row per gate, and one scan whose body ap
 
 Every row is "a 2x2 matrix on a target wire, where the control wires hold their values", or "a
 diagonal on two wires" (which covers CNOT, Toffoli, multi-controlled X, CRX/CRY/CRZ/CRot,
-controlled phases, one-qubit gates, CZ, IsingZZ). With ``v`` the row's four values, amplitude
-``x`` becomes ``v[3 x_t] s[x] + v[1 + x_t] s[x ^ bit_t]`` for a matrix on target ``t``,
-``v[2 x_p + x_q] s[x]`` for a diagonal on wires ``p, q`` (``p = q`` for one wire), where the
-controls hold. ``lax.switch`` over the wires picks the target's kernel, one pass over the state
+controlled phases, one-qubit gates, CZ, IsingZZ, GlobalPhase). With ``v`` the row's four
+values, amplitude ``x`` becomes ``v[3 x_t] s[x] + v[1 + x_t] s[x ^ bit_t]`` for a matrix on
+target ``t``, ``v[2 x_p + x_q] s[x]`` for a diagonal on wires ``p, q`` (``p = q`` for one wire
+and for a global phase, whose four values are equal), where the controls hold. ``lax.switch`` over the wires picks the target's kernel, one pass over the state
 as a ``(2**t, 2, rest)`` view: ``n + 1`` kernels to compile, whatever the number of gates. (A
 generic kernel reading the partner amplitudes with a gather ``s[idx ^ bit]`` compiled slightly
 faster but stepped 1.6x slower at n=12, and its transpose is a scatter.)
@@ -100,6 +100,8 @@ def row_of(gate: Gate, n: int) -> tuple[int, ...] | None:
         return (n, s, s, s, mask, want, 1)
     if gate.kind == "diag" and len(axes) == 2:
         return (n, shift[axes[0]], shift[axes[1]], 0, mask, want, 1)
+    if gate.kind == "phase":  # a diagonal of one value, read at any bit
+        return (n, 0, 0, 0, mask, want, 1)
     return None
 
 
@@ -152,9 +154,10 @@ def _gate_ids(item: int | Repeat) -> list[int]:
 
 def table(interp: Interp, gates: Sequence[Gate], values: GateValues, tangent: bool = False):
     """The rows' values ``(len(ids), 4)``: a matrix flattened, a one-wire diagonal as
-    ``[d0, 0, 0, d1]``, a two-wire diagonal as is, a bit flip ``[0, 1, 1, 0]`` (zeros for
-    ``tangent``: ``values`` are then tangents). One gather per gate formula and one for the
-    order (``GateValues.blocks``), so reverse mode scatters into each formula whole."""
+    ``[d0, 0, 0, d1]`` (a global phase as ``[g, 0, 0, g]``), a two-wire diagonal as is, a bit
+    flip ``[0, 1, 1, 0]`` (zeros for ``tangent``: ``values`` are then tangents). One gather
+    per gate formula and one for the order (``GateValues.blocks``), so reverse mode scatters
+    into each formula whole."""
     blocks, row_of_gate = values.blocks(interp.ids)
     flat = [_as_rows(b) for b in blocks]
     dtype = flat[0].dtype if flat else state_dtype()
@@ -166,6 +169,9 @@ def table(interp: Interp, gates: Sequence[Gate], values: GateValues, tangent: bo
 
 
 def _as_rows(block: Array) -> Array:
+    if block.ndim == 1:  # (k,) global phases
+        zero = jnp.zeros_like(block)
+        return jnp.stack([block, zero, zero, block], axis=1)
     if block.ndim == 3:  # (k, 2, 2) matrices
         return jnp.reshape(block, (block.shape[0], 4))
     if block.shape[1] == 2:  # (k, 2) one-wire diagonals

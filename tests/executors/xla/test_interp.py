@@ -11,7 +11,13 @@ import pennylane as qml
 from xla_test_helpers import DEV, preprocess
 
 from qjaxiface import clear_caches
-from qjaxiface.executors.xla import _interp, set_compact, set_precision, xla_execute
+from qjaxiface.executors.xla import (
+    _interp,
+    set_compact,
+    set_light_cone,
+    set_precision,
+    xla_execute,
+)
 from qjaxiface.executors.xla._gates import compile_gate
 from qjaxiface.executors.xla._interp import MIN_GATES, Interp, row_of
 from qjaxiface.executors.xla._simulate import TapeProgram
@@ -40,6 +46,7 @@ KINDS = [
     lambda p, a, b, c: qml.Hadamard(a),
     lambda p, a, b, c: qml.S(c),
     lambda p, a, b, c: qml.PauliX(b),
+    lambda p, a, b, c: qml.GlobalPhase(p),
 ]
 
 
@@ -85,12 +92,8 @@ def test_rows_cover_the_interpretable_gates():
     )
     assert row(qml.RZ(0.1, 1)) == (n, 2, 2, 2, 0, 0, 1)
     assert row(qml.IsingZZ(0.1, [3, 1])) == (n, 0, 2, 0, 0, 0, 1)
-    for op in [
-        qml.IsingXX(0.1, [0, 1]),
-        qml.SWAP([0, 1]),
-        qml.GlobalPhase(0.1),
-        qml.CCZ([0, 1, 2]),
-    ]:
+    assert row(qml.GlobalPhase(0.1)) == (n, 0, 0, 0, 0, 0, 1)
+    for op in [qml.IsingXX(0.1, [0, 1]), qml.SWAP([0, 1]), qml.CCZ([0, 1, 2])]:
         assert row(op) is None
 
 
@@ -153,6 +156,25 @@ def test_adjoint_jacobian_equals_default_qubit():
     params = jnp.asarray(np.random.default_rng(3).uniform(-np.pi, np.pi, 3 * MIN_GATES))
     got = jax.jit(jax.jacobian(_vector_fn("adjoint", EXPVALS)))(params)
     ref = jax.jit(jax.jacobian(_vector_fn(None, EXPVALS)))(params)
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+
+
+def test_global_phases_in_the_sweep_have_zero_derivative():
+    # With the light cone off, the global phases stay in the program: their rows' weights must
+    # cancel in every expectation value's derivative.
+    params = jnp.asarray(np.random.default_rng(7).uniform(-np.pi, np.pi, 3 * MIN_GATES))
+    clear_caches()
+    set_light_cone(False)
+    try:
+        tape = _tape(params, EXPVALS, seed=0)
+        program = TapeProgram(tape, interp=True)
+        phases = [i for i, (_, _, op) in enumerate(program.gates) if op.name == "GlobalPhase"]
+        assert phases and all(any(i in x.ids for x in _interps(tape)) for i in phases)
+        got = jax.jit(jax.jacobian(_vector_fn("adjoint", EXPVALS, seed=0)))(params)
+    finally:
+        set_light_cone(True)
+        clear_caches()
+    ref = jax.jit(jax.jacobian(_vector_fn(None, EXPVALS, seed=0)))(params)
     np.testing.assert_allclose(got, ref, atol=1e-10)
 
 
