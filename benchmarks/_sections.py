@@ -1,11 +1,41 @@
-"""Saving results and regenerating one section of a Markdown page: shared by the benchmark
-scripts."""
+"""Shared by the benchmark scripts: running one measurement in a fresh process, naming the
+machine, saving results and regenerating one section of a Markdown page."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
+
+
+def run_worker(cmd: list[str], timeout: float) -> dict:
+    """Run ``cmd`` (a script's worker mode, printing one JSON line last) in a fresh process
+    without a persistent compilation cache: its result, ``{"timeout": ...}`` or
+    ``{"error": <its last stderr line>}``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"timeout": timeout}
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    """The CPU, Python, JAX and PennyLane a table was measured with."""
+    import jax
+    import pennylane as qml
+
+    return {
+        "cpu": f"{os.cpu_count()}-core CPU ({platform.machine()})",
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "pennylane": qml.__version__,
+    }
 
 
 def replace_section(page: str, heading: str, section: str) -> str:

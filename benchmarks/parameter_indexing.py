@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
-from _sections import load_or_measure, publish
+from _sections import load_or_measure, machine, publish, run_worker
 from compile_time import _steady
 
 SECTION = "## Reading angles from a weight array: indexing against `jnp.unstack`"
@@ -81,14 +78,7 @@ def _work(style: str, n: int, layers: int, method: str) -> dict:
 def _spawn(style: str, n: int, layers: int, method: str, timeout: float) -> dict:
     cmd = [sys.executable, __file__, "--worker", style, "--n", str(n), "--layers", str(layers)]
     cmd += ["--method", method]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"timeout": timeout}
-    if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_worker(cmd, timeout)
 
 
 def measure(args) -> dict:
@@ -102,16 +92,7 @@ def measure(args) -> dict:
             row = {"n": args.n, "layers": layers, "method": method, **runs}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    import jax
-    import pennylane as qml
-
-    machine = {
-        "cpu": f"{os.cpu_count()}-core CPU ({platform.machine()})",
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "pennylane": qml.__version__,
-    }
-    return {"rows": rows, "machine": machine, "timeout": args.timeout}
+    return {"rows": rows, "machine": machine(), "timeout": args.timeout}
 
 
 def _cell(runs: list[dict], key: str, scale: float = 1.0, digits: int = 2) -> str:
