@@ -13,21 +13,20 @@ its own venv), alternating case by case:
 
 ``--docs`` replaces the "Repeated patterns" section of a Markdown page. ``--circuit random``
 measures a circuit without repetition instead (the gate-list interpreter's case, adjoint only:
-``_interp.py``) and replaces the "Circuits without repetition" section.
+``_interp.py``) and replaces the "Circuits without repetition" section; ``--circuit two-wire``
+the same with two-wire gates (SWAP, IsingXX, IsingXY, SingleExcitation), the "Two-wire gates"
+section.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
-from _sections import load_or_measure, publish
+from _sections import load_or_measure, machine, publish, run_worker
 from compile_time import _steady
 
 # The shift rules keep repeated patterns unrolled (``executors/xla/__init__._program``).
@@ -37,6 +36,10 @@ SECTION = "## Repeated patterns: one loop against one kernel per gate"
 RANDOM_SECTION = "## Circuits without repetition: the gate-list interpreter"
 MODES = ("looped", "loops", "unrolled", "catalyst")
 RANDOM_GATES = ("CRX", "CRY", "CRZ", "IsingZZ", "RX")
+# ``--circuit two-wire``: gates the interpreter runs with its pair kernel, among others.
+TWO_WIRE_GATES = ("CRX", "SingleExcitation", "IsingXX", "SWAP", "RY", "IsingXY")
+TWO_WIRE_SECTION = "## Two-wire gates in the gate-list interpreter"
+TWO_WIRE_JSON = "bench-results/two_wire_circuits.json"
 RANDOM_METHODS = ("adjoint",)  # the interpreter runs under the adjoint rule only
 JSON = "bench-results/repeated_patterns.json"
 RANDOM_JSON = "bench-results/random_circuits.json"
@@ -54,9 +57,9 @@ def ansatz(qml, n: int, layers: int, w) -> None:
         qml.RY(w[layer, 2 * n], 0)
 
 
-def random_circuit(qml, n: int, layers: int, w) -> None:
-    """As many gates as ``ansatz``, each of a kind and on wires drawn at random (seed 0), a
-    CNOT after every fifth: no pattern repeats."""
+def random_circuit(qml, n: int, layers: int, w, kinds=RANDOM_GATES) -> None:
+    """As many gates as ``ansatz``, each of a kind (of ``kinds``) and on wires drawn at random
+    (seed 0), a CNOT after every fifth: no pattern repeats."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -64,10 +67,13 @@ def random_circuit(qml, n: int, layers: int, w) -> None:
         qml.Hadamard(wire)
     for layer in range(layers):
         for k in range(2 * n + 1):
-            name = RANDOM_GATES[int(rng.integers(len(RANDOM_GATES)))]
+            name = kinds[int(rng.integers(len(kinds)))]
             a, b = (int(x) for x in rng.choice(n, 2, replace=False))
-            wires = a if name == "RX" else [a, b]
-            getattr(qml, name)(w[layer, k], wires)
+            if name == "SWAP":
+                qml.SWAP([a, b])
+            else:
+                wires = a if name in ("RX", "RY") else [a, b]
+                getattr(qml, name)(w[layer, k], wires)
             if k % 5 == 4:
                 qml.CNOT([b, a])
 
@@ -84,7 +90,11 @@ def _work(mode: str, n: int, layers: int, method: str, circuit_name: str = "laye
 
     @qml.qnode(qml.device(device, wires=n), diff_method=method)
     def circuit(w):
-        (random_circuit if circuit_name == "random" else ansatz)(qml, n, layers, w)
+        if circuit_name == "layered":
+            ansatz(qml, n, layers, w)
+        else:
+            kinds = TWO_WIRE_GATES if circuit_name == "two-wire" else RANDOM_GATES
+            random_circuit(qml, n, layers, w, kinds)
         return qml.expval(qml.Z(0))
 
     if mode == "catalyst":
@@ -111,21 +121,14 @@ def _work(mode: str, n: int, layers: int, method: str, circuit_name: str = "laye
 def _spawn(python, mode, n, layers, method, timeout, circuit="layered") -> dict:
     cmd = [python, __file__, "--worker", mode, "--n", str(n), "--layers", str(layers)]
     cmd += ["--method", method, "--circuit", circuit]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"timeout": timeout}
-    if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_worker(cmd, timeout)
 
 
 def measure(args) -> dict:
     rows = []
     for n in args.ns:
         for layers in args.layers_list:
-            for method in RANDOM_METHODS if args.circuit == "random" else METHODS:
+            for method in METHODS if args.circuit == "layered" else RANDOM_METHODS:
                 runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
                 for _ in range(args.repeats):
                     for mode in MODES:
@@ -133,7 +136,7 @@ def measure(args) -> dict:
                             not args.catalyst_python or method not in CATALYST_METHODS
                         ):
                             continue
-                        if mode == "loops" and (args.circuit == "random" or method != "adjoint"):
+                        if mode == "loops" and (args.circuit != "layered" or method != "adjoint"):
                             continue
                         python = args.catalyst_python if mode == "catalyst" else sys.executable
                         runs[mode].append(
@@ -142,16 +145,7 @@ def measure(args) -> dict:
                 row = {"n": n, "layers": layers, "method": method, **runs}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    import jax
-    import pennylane as qml
-
-    machine = {
-        "cpu": f"{os.cpu_count()}-core CPU ({platform.machine()})",
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "pennylane": qml.__version__,
-    }
-    return {"rows": rows, "machine": machine, "timeout": args.timeout, "circuit": args.circuit}
+    return {"rows": rows, "machine": machine(), "timeout": args.timeout, "circuit": args.circuit}
 
 
 def _best(runs: list[dict], key: str) -> float | None:
@@ -187,18 +181,20 @@ def _step(runs: list[dict]) -> str:
 
 def to_markdown(data: dict) -> str:
     m, timeout = data["machine"], data["timeout"]
-    random = data.get("circuit") == "random"
+    circuit = data.get("circuit", "layered")
+    random = circuit != "layered"
     setup = (
         f"Machine: {m['cpu']}, Python {m['python']}, JAX {m['jax']}, PennyLane {m['pennylane']}."
     )
     if random:
+        kinds = TWO_WIRE_GATES if circuit == "two-wire" else RANDOM_GATES
         head = [
-            RANDOM_SECTION,
+            TWO_WIRE_SECTION if circuit == "two-wire" else RANDOM_SECTION,
             "",
-            "Generated by `python benchmarks/repeated_patterns.py --circuit random`. " + setup,
+            f"Generated by `python benchmarks/repeated_patterns.py --circuit {circuit}`. " + setup,
             "Circuit: a layer of Hadamards, then per layer `2n + 1` gates of a kind drawn from "
-            "CRX, CRY, CRZ, IsingZZ and RX on wires drawn at random (seed 0) and a CNOT after "
-            "every fifth: no pattern repeats. `expval(Z(0))`, x64, `jax.jit(jax.grad(qnode))`, "
+            f"{', '.join(kinds[:-1])} and {kinds[-1]} on wires drawn at random (seed 0) and a "
+            "CNOT after every fifth: no pattern repeats. `expval(Z(0))`, x64, `jax.jit(jax.grad(qnode))`, "
             "adjoint. *interpreted*: the default program, each stretch of gates one "
             "`lax.scan` over a gate table (`_interp.py`); *unrolled*: `set_compact(False)`, "
             "one kernel per gate;",
@@ -267,7 +263,7 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int)
     parser.add_argument("--layers", type=int)
     parser.add_argument("--method")
-    parser.add_argument("--circuit", choices=("layered", "random"), default="layered")
+    parser.add_argument("--circuit", choices=("layered", "random", "two-wire"), default="layered")
     parser.add_argument("--catalyst-python", help="python of a venv with Catalyst 0.15")
     parser.add_argument("--ns", type=int, nargs="*", default=[8, 12])
     parser.add_argument("--layers-list", dest="layers_list", type=int, nargs="*", default=[5, 20])
@@ -280,11 +276,12 @@ def main(argv=None) -> None:
     if args.worker:
         print(json.dumps(_work(args.worker, args.n, args.layers, args.method, args.circuit)))
         return
-    if args.circuit == "random" and args.json == JSON:
-        args.json = RANDOM_JSON
+    sections = {"layered": (JSON, SECTION), "random": (RANDOM_JSON, RANDOM_SECTION)}
+    sections["two-wire"] = (TWO_WIRE_JSON, TWO_WIRE_SECTION)
+    if args.json == JSON:
+        args.json = sections[args.circuit][0]
     data = load_or_measure(args.render, args.json, lambda: measure(args))
-    random = data.get("circuit") == "random"
-    publish(to_markdown(data), args.docs, RANDOM_SECTION if random else SECTION)
+    publish(to_markdown(data), args.docs, sections[data.get("circuit", "layered")][1])
 
 
 if __name__ == "__main__":

@@ -138,6 +138,26 @@ def _ising(pauli2):
     return fn
 
 
+def _on_01_10(block):
+    """A two-wire gate that is ``block(p)`` on ``|01>, |10>`` and the identity elsewhere
+    (SingleExcitation, IsingXY): one closed form for every such gate, where PennyLane's
+    matrix of each rebuilt op was its own dozens of operations."""
+
+    def fn(p):
+        u = block(p)
+        one, zero = jnp.ones((), u.dtype), jnp.zeros((), u.dtype)
+        return jnp.stack(
+            [
+                jnp.stack([one, zero, zero, zero]),
+                jnp.stack([zero, u[0, 0], u[0, 1], zero]),
+                jnp.stack([zero, u[1, 0], u[1, 1], zero]),
+                jnp.stack([zero, zero, zero, one]),
+            ]
+        )
+
+    return fn
+
+
 def _parity_signs(k: int) -> np.ndarray:
     """(+1, -1) eigenvalues of Z^{⊗k} in computational-basis order."""
     idx = np.arange(2**k)
@@ -188,6 +208,8 @@ _PARAM_GATES: dict[str, tuple[str, MatrixFn, int]] = {
     "U3": ("matrix", _u3, 3),
     "IsingXX": ("matrix", _ising("XX"), 1),
     "IsingYY": ("matrix", _ising("YY"), 1),
+    "IsingXY": ("matrix", _on_01_10(lambda p: _rx([-p[0]])), 1),
+    "SingleExcitation": ("matrix", _on_01_10(_ry), 1),
 }
 # name -> (number of control wires, base gate name); the targets are the remaining wires.
 _CONTROLLED = {

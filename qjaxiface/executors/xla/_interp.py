@@ -4,21 +4,29 @@ Compact regions (``_compact.py``) and repeated patterns (``_repeat.py``) keep pr
 when circuits have structure. A hand-written circuit without repetition still compiled one XLA
 kernel per gate, and XLA:CPU spends about 35 ms of LLVM time on each whatever its shape (a
 48-gate circuit compiled in 8-9 s with tensordot, matmul or dense-controlled kernels alike).
-Here such a stretch becomes *data*: one row per gate, and one scan whose body applies any row.
+Here such a stretch becomes *data*: rows of a table, and one scan whose body applies any row.
 
 Every row is "a 2x2 matrix on a target wire, where the control wires hold their values", or "a
 diagonal on two wires" (which covers CNOT, Toffoli, multi-controlled X, CRX/CRY/CRZ/CRot,
 controlled phases, one-qubit gates, CZ, IsingZZ, GlobalPhase). With ``v`` the row's four
 values, amplitude ``x`` becomes ``v[3 x_t] s[x] + v[1 + x_t] s[x ^ bit_t]`` for a matrix on
 target ``t``, ``v[2 x_p + x_q] s[x]`` for a diagonal on wires ``p, q`` (``p = q`` for one wire
-and for a global phase, whose four values are equal), where the controls hold. ``lax.switch`` over the wires picks the target's kernel, one pass over the state
-as a ``(2**t, 2, rest)`` view: ``n + 1`` kernels to compile, whatever the number of gates. (A
-generic kernel reading the partner amplitudes with a gather ``s[idx ^ bit]`` compiled slightly
-faster but stepped 1.6x slower at n=12, and its transpose is a scatter.)
+and for a global phase, whose four values are equal), where the controls hold. ``lax.switch``
+over the wires picks the target's kernel, one pass over the state as a ``(2**t, 2, rest)``
+view: ``n + 2`` kernels to compile, whatever the number of gates. (A generic kernel reading the
+partner amplitudes with a gather ``s[idx ^ bit]`` compiled slightly faster but stepped 1.6x
+slower at n=12, and its transpose is a scatter.) The last kernel is that generic one, for the
+two-wire gates that are one 2x2 matrix on the pairs ``x, x ^ (bit_p | bit_q)``: on every pair
+(IsingXX) or where ``x_p != x_q`` (SWAP, CSWAP, IsingXY, SingleExcitation, ISWAP, SISWAP); its
+row reads four entries of the gate's 4x4 matrix. A view per pair of wires would be ``n**2``
+kernels, and three rows (the matrix between two CNOTs) three passes. Against stretches split at
+every such gate (random circuits of CRX, SingleExcitation, IsingXX, SWAP, RY and IsingXY,
+adjoint, 5 layers): first calls 0.3x at n=8-12; steps 0.85x at n=8, but 1.25x at n=10 and
+1.35x at n=12, where the gather's pass costs more than a view's.
 
 Up to ``LOOP_WIRES`` wires, a repeated pattern (``_repeat.py``) of interpretable gates joins
 the stretch around it: a loop compiles one kernel per gate of its pattern, the interpreter
-``n + 1`` for any number of gates.
+``n + 2`` for any number of gates.
 
 The adjoint rule sweeps the scan backwards (``adjoint_interp``): un-apply each row from the
 ket and the bras and emit its four weights, so that the tangent is one contraction with the
@@ -70,15 +78,19 @@ class Interp:
     """A stretch of gates run by the interpreter.
 
     Attributes:
-        ids: gate indices in the program, in circuit order (one row each).
-        rows: the static table, ``(len(ids), 7)`` int32 columns: the kernel's branch (the
-            target axis, or ``n`` for a diagonal), the shifts of the bits ``p``,
-            ``q`` and ``t`` in the flat index, the control mask, the control values under the
-            mask, and 1 for a diagonal.
+        ids: gate indices in the program, in circuit order.
+        rows: the static table, one row per gate (``row_of``), int32 columns: the kernel's
+            branch (the target axis, ``n`` for a diagonal, ``n + 1`` for a pair of bits), the
+            shifts of the bits ``p``, ``q`` and ``t`` in the flat index, the control mask, the
+            control values under the mask, 1 for a diagonal, and 1 for a pair kernel that acts
+            where ``x_p != x_q`` alone.
+        cols: per row, the four entries of its gate's value it reads (``table``; None: a bit
+            flip, a constant).
     """
 
     ids: tuple[int, ...]
     rows: tuple[tuple[int, ...], ...]
+    cols: tuple[tuple[int, ...] | None, ...]
 
     @property
     def first(self) -> int:
@@ -86,23 +98,48 @@ class Interp:
         return self.ids[0]
 
 
-def row_of(gate: Gate, n: int) -> tuple[int, ...] | None:
-    """The gate's static row (``Interp.rows``), or None if the interpreter cannot run it."""
+# Where a row reads its four values in its gate's value flattened to 16 entries (``table``):
+# a one-wire value as ``[a, b, c, d]`` (``_as_rows``), or four entries of a two-wire gate's
+# 4x4 matrix (wire order: the gate's).
+_VALUE = (0, 1, 2, 3)
+_OUTER = (0, 3, 12, 15)  # G = CNOT(a, b) (U ⊗ I) CNOT(a, b): U = G on |00>, |11>
+_INNER = (5, 6, 9, 10)  # G acts on |01>, |10> alone: U = G there
+# Two-wire gates that are one 2x2 matrix ``U`` on pairs of amplitudes that differ in both
+# bits: every pair (``_OUTER``: ``CNOT(a, b) (U ⊗ I) CNOT(a, b)``), or the pair
+# ``|01>, |10>`` alone (``_INNER``).
+_PAIR_GATES = {
+    "IsingXX": _OUTER,
+    "IsingXY": _INNER,
+    "SingleExcitation": _INNER,
+    "ISWAP": _INNER,
+    "SISWAP": _INNER,
+}
+
+
+def row_of(gate: Gate, n: int) -> tuple[tuple[int, ...], tuple[int, ...] | None] | None:
+    """The gate's static row (``Interp.rows``) and where it reads its values (``Interp.cols``),
+    or None if the interpreter cannot run the gate."""
     shift = [n - 1 - a for a in range(n)]
     mask = sum(1 << shift[c] for c in gate.controls)
     want = sum(v << shift[c] for c, v in zip(gate.controls, gate.control_values))
     axes = gate.axes
     if gate.kind in ("x", "matrix") and len(axes) == 1:
         s = shift[axes[0]]
-        return (axes[0], s, s, s, mask, want, 0)
+        return (axes[0], s, s, s, mask, want, 0, 0), _VALUE if gate.fn else None
     if gate.kind == "diag" and len(axes) == 1:
         s = shift[axes[0]]
-        return (n, s, s, s, mask, want, 1)
+        return (n, s, s, s, mask, want, 1, 0), _VALUE
     if gate.kind == "diag" and len(axes) == 2:
-        return (n, shift[axes[0]], shift[axes[1]], 0, mask, want, 1)
+        return (n, shift[axes[0]], shift[axes[1]], 0, mask, want, 1, 0), _VALUE
     if gate.kind == "phase":  # a diagonal of one value, read at any bit
-        return (n, 0, 0, 0, mask, want, 1)
-    return None
+        return (n, 0, 0, 0, mask, want, 1, 0), _VALUE
+    if len(axes) != 2 or not (gate.kind == "swap" or gate.name in _PAIR_GATES):
+        return None
+    # The pair kernel: a 2x2 matrix on the amplitudes x, x ^ (bit_a | bit_b), on every pair
+    # (``_OUTER``) or on those with x_a != x_b (``_INNER``; a SWAP: a bit flip there).
+    cols = None if gate.kind == "swap" else _PAIR_GATES[gate.name]
+    inner = int(cols != _OUTER)
+    return (n + 1, shift[axes[0]], shift[axes[1]], 0, mask, want, 0, inner), cols
 
 
 def find_interps(plan: Sequence[Any], gates: Sequence[Gate], n: int) -> list:
@@ -110,13 +147,13 @@ def find_interps(plan: Sequence[Any], gates: Sequence[Gate], n: int) -> list:
 
     Up to ``LOOP_WIRES`` wires, a repeated pattern (``_repeat.Repeat``) whose every gate has a
     row joins the stretch around it: its loop's body compiles one kernel per gate of the
-    pattern, the interpreter ``n + 1`` for any number of gates.
+    pattern, the interpreter ``n + 2`` for any number of gates.
     """
     if not compact_enabled() or n > MAX_WIRES:
         return list(plan)
     out: list = []
     stretch: list = []  # the items since the last one that cannot join
-    rows: dict[int, tuple[int, ...]] = {}
+    rows: dict[int, tuple] = {}
 
     def row(i: int) -> bool:
         """Whether gate ``i`` can be in a stretch (a ``none`` gate needs no row)."""
@@ -131,7 +168,8 @@ def find_interps(plan: Sequence[Any], gates: Sequence[Gate], n: int) -> list:
         ids = [i for item in stretch for i in _gate_ids(item)]
         kept = [i for i in ids if i in rows]
         if len(kept) >= MIN_GATES:
-            out.append(Interp(tuple(kept), tuple(rows[i] for i in kept)))
+            static, cols = zip(*(rows[i] for i in kept))
+            out.append(Interp(tuple(kept), static, cols))
         else:
             out.extend(stretch)
         stretch.clear()
@@ -154,21 +192,41 @@ def _gate_ids(item: int | Repeat) -> list[int]:
 
 def table(interp: Interp, gates: Sequence[Gate], values: GateValues, tangent: bool = False):
     """The rows' values ``(len(ids), 4)``: a matrix flattened, a one-wire diagonal as
-    ``[d0, 0, 0, d1]`` (a global phase as ``[g, 0, 0, g]``), a two-wire diagonal as is, a bit
-    flip ``[0, 1, 1, 0]`` (zeros for ``tangent``: ``values`` are then tangents). One gather
-    per gate formula and one for the order (``GateValues.blocks``), so reverse mode scatters
-    into each formula whole."""
+    ``[d0, 0, 0, d1]`` (a global phase as ``[g, 0, 0, g]``), a two-wire diagonal as is, four
+    entries of a two-wire matrix (``row_of``), a bit flip ``[0, 1, 1, 0]`` (zeros for
+    ``tangent``: ``values`` are then tangents). One gather per gate formula
+    (``GateValues.blocks``) and one for the rows, so reverse mode scatters into each formula
+    whole."""
     blocks, row_of_gate = values.blocks(interp.ids)
-    flat = [_as_rows(b) for b in blocks]
+    # 16 entries per gate only where a 4x4 matrix is read from: the tables are per gate, and
+    # the adjoint rule keeps them (and their cotangents) alive across the sweep.
+    width = 16 if any(c not in (None, _VALUE) for c in interp.cols) else 4
+    flat = [_padded(b, width) for b in blocks]
     dtype = flat[0].dtype if flat else state_dtype()
-    flip = np.zeros(4) if tangent else np.array([0.0, 1.0, 1.0, 0.0])
+    flip = np.zeros(width)
+    if not tangent:
+        flip[1] = flip[2] = 1.0
     flat.append(jnp.asarray(flip, dtype=dtype)[None])
     end = sum(int(b.shape[0]) for b in flat[:-1])
-    order = np.array([row_of_gate.get(i, end) for i in interp.ids], dtype=np.int32)
-    return jnp.concatenate(flat)[order]
+    where = [end if c is None else row_of_gate[i] for i, c in zip(interp.ids, interp.cols)]
+    cols = [_VALUE if c is None else c for c in interp.cols]
+    order = np.array(where, dtype=np.int32)[:, None]
+    return jnp.concatenate(flat)[order, np.array(cols, dtype=np.int32)]
+
+
+def _padded(block: Array, width: int) -> Array:
+    """A block of gate values as ``(k, width)``: a 4x4 matrix flattened, others as
+    ``_as_rows`` then zeros."""
+    if block.ndim == 3 and block.shape[1] == 4:
+        return jnp.reshape(block, (block.shape[0], 16))
+    rows = _as_rows(block)
+    if width == 4:
+        return rows
+    return jnp.concatenate([rows, jnp.zeros((rows.shape[0], width - 4), rows.dtype)], axis=1)
 
 
 def _as_rows(block: Array) -> Array:
+    """One-wire values, global phases and two-wire diagonals as ``(k, 4)`` rows."""
     if block.ndim == 1:  # (k,) global phases
         zero = jnp.zeros_like(block)
         return jnp.stack([block, zero, zero, block], axis=1)
@@ -234,9 +292,36 @@ def _diag_kernel(n: int):
     return apply
 
 
+def _pair_kernel(n: int):
+    """Apply a row's 2x2 matrix to the amplitudes ``x`` (row ``x_p``) and ``x ^ (bit_p |
+    bit_q)`` (the other row), where ``x_p != x_q`` if ``row[7]``: one pass and a gather for
+    the partners, for any two wires (a view per pair of wires would be ``n**2`` kernels)."""
+
+    def apply(s, v, row):
+        idx = _indices(n)
+        low, on = _pair_sides(idx, row)
+        partner = _partners(s, idx, row)
+        new = jnp.where(low, v[0] * s + v[1] * partner, v[2] * partner + v[3] * s)
+        return jnp.where(on, new, s)
+
+    return apply
+
+
+def _partners(s: Array, idx: Array, row: Array) -> Array:
+    """``s[x ^ (bit_p | bit_q)]`` for every ``x``."""
+    return s[idx ^ ((1 << row[1]) | (1 << row[2]))]
+
+
+def _pair_sides(idx: Array, row: Array) -> tuple[Array, Array]:
+    """(where ``x_p`` is 0, where the pair kernel acts)."""
+    xp, xq = (idx >> row[1]) & 1, (idx >> row[2]) & 1
+    return xp == 0, _mask(idx, row) & ((row[7] == 0) | (xp != xq))
+
+
 def _kernels(n: int) -> list:
-    """``lax.switch`` branches: per target wire its matrix kernel, last the diagonal one."""
-    return [_matrix_kernel(t, n) for t in range(n)] + [_diag_kernel(n)]
+    """``lax.switch`` branches: per target wire its matrix kernel, then the diagonal and the
+    pair kernels."""
+    return [_matrix_kernel(t, n) for t in range(n)] + [_diag_kernel(n), _pair_kernel(n)]
 
 
 def _matrix_weights(t: int, n: int):
@@ -255,6 +340,20 @@ def _diag_weights(n: int):
         sel = _selection(idx, row)
         onehot = (sel[:, None] == jnp.arange(4, dtype=sel.dtype)).astype(ket.dtype)
         return bras @ (jnp.where(_mask(idx, row), ket, 0)[:, None] * onehot)
+
+    return weigh
+
+
+def _pair_weights(n: int):
+    def weigh(ket, bras, row):
+        idx = _indices(n)
+        low, on = _pair_sides(idx, row)
+        k = jnp.where(on, ket, 0)
+        p = jnp.where(on, _partners(ket, idx, row), 0)
+        zero = jnp.zeros_like(k)
+        sides = [jnp.where(low, k, zero), jnp.where(low, p, zero)]
+        sides += [jnp.where(low, zero, p), jnp.where(low, zero, k)]
+        return bras @ jnp.stack(sides, axis=1)
 
     return weigh
 
@@ -281,7 +380,7 @@ def adjoint_interp(ket: Array, bras: Array, interp: Interp, vals: Array):
     """
     n = num_wires_of(ket)
     kernels = _kernels(n)
-    weighers = [_matrix_weights(t, n) for t in range(n)] + [_diag_weights(n)]
+    weighers = [_matrix_weights(t, n) for t in range(n)] + [_diag_weights(n), _pair_weights(n)]
     static = _static(interp)
     diag = (static[:, 6] == 1)[:, None]
     transposed = jnp.where(diag, vals, vals[:, _SWAP_OFF])

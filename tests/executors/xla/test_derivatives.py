@@ -194,7 +194,8 @@ def test_integer_matrix_parameter_is_a_constant(method):
 
 def _unrolled_adjoint_temp_bytes(layers: int) -> int:
     """Temporary bytes of a compiled adjoint ``jit(grad)`` of CRX and IsingZZ layers (gates
-    the compact regions leave unrolled), n=6."""
+    the compact regions leave to other kernels: unrolled at 1 layer, the gate-list
+    interpreter's rows at 5), n=6."""
     n = 6
 
     def f(w):
@@ -212,9 +213,10 @@ def _unrolled_adjoint_temp_bytes(layers: int) -> int:
 
 
 def test_adjoint_memory_grows_by_a_few_numbers_per_gate():
-    """Each unrolled gate adds its value, inverses and weights (well under 512 bytes), not a
-    copy of every gate's tangent: padding each gate's cotangent to its whole formula cost
-    1.4 KB per gate at 5 layers, growing with the depth."""
+    """Each gate adds its value, inverses and weights (well under 512 bytes), not a copy of
+    every gate's tangent: padding each gate's cotangent to its whole formula cost 1.4 KB per
+    gate at 5 layers, growing with the depth (and 16 entries per interpreter row where four
+    are read, 600 bytes)."""
     extra_gates = 2 * 6 * (5 - 1)
     grown = _unrolled_adjoint_temp_bytes(5) - _unrolled_adjoint_temp_bytes(1)
     assert 0 < grown <= 512 * extra_gates

@@ -47,19 +47,26 @@ KINDS = [
     lambda p, a, b, c: qml.S(c),
     lambda p, a, b, c: qml.PauliX(b),
     lambda p, a, b, c: qml.GlobalPhase(p),
+    lambda p, a, b, c: qml.SWAP([b, c]),
+    lambda p, a, b, c: qml.CSWAP([a, c, b]),
+    lambda p, a, b, c: qml.IsingXX(p, [c, a]),
+    lambda p, a, b, c: qml.IsingXY(p, [a, b]),
+    lambda p, a, b, c: qml.SingleExcitation(p, [b, a]),
+    lambda p, a, b, c: qml.ISWAP([c, b]),
+    lambda p, a, b, c: qml.SISWAP([a, c]),
 ]
 
 
 def random_ops(params, seed: int = 0, breaker: bool = True) -> list:
     """One gate per parameter, of a random kind on random wires (no pattern repeats), with an
-    IsingXX (a two-wire matrix: not a row) in the middle when ``breaker``."""
+    IsingYY (a two-wire matrix the interpreter cannot run) in the middle when ``breaker``."""
     rng = np.random.default_rng(seed)
     ops = [qml.Hadamard(w) for w in range(N)]
     for j, p in enumerate(params):
         a, b, c = (int(w) for w in rng.choice(N, 3, replace=False))
         ops.append(KINDS[int(rng.integers(len(KINDS)))](p, a, b, c))
         if breaker and j == len(params) // 2:
-            ops.append(qml.IsingXX(0.7, [0, 3]))
+            ops.append(qml.IsingYY(0.7, [0, 3]))
     return ops
 
 
@@ -75,26 +82,27 @@ def test_rows_cover_the_interpretable_gates():
     n = 4
     axis_of = {w: w for w in range(n)}
 
-    def row(op):
-        return row_of(compile_gate(op, axis_of), n)
+    def rows(op):  # as a list: the row, or nothing
+        found = row_of(compile_gate(op, axis_of), n)
+        return None if found is None else [found[0]]
 
-    # (branch, shifts p q t, control mask, control values, diagonal); wire 0 is the top bit.
-    assert row(qml.RY(0.1, 2)) == (2, 1, 1, 1, 0, 0, 0)
-    assert row(qml.CRX(0.1, [0, 3])) == (3, 0, 0, 0, 8, 8, 0)
-    assert row(qml.MultiControlledX(wires=[1, 2, 0], control_values=[0, 1])) == (
-        0,
-        3,
-        3,
-        3,
-        6,
-        2,
-        0,
-    )
-    assert row(qml.RZ(0.1, 1)) == (n, 2, 2, 2, 0, 0, 1)
-    assert row(qml.IsingZZ(0.1, [3, 1])) == (n, 0, 2, 0, 0, 0, 1)
-    assert row(qml.GlobalPhase(0.1)) == (n, 0, 0, 0, 0, 0, 1)
-    for op in [qml.IsingXX(0.1, [0, 1]), qml.SWAP([0, 1]), qml.CCZ([0, 1, 2])]:
-        assert row(op) is None
+    # (branch, shifts p q t, control mask, control values, diagonal, pair on x_p != x_q);
+    # wire 0 is the top bit.
+    assert rows(qml.RY(0.1, 2)) == [(2, 1, 1, 1, 0, 0, 0, 0)]
+    assert rows(qml.CRX(0.1, [0, 3])) == [(3, 0, 0, 0, 8, 8, 0, 0)]
+    assert rows(qml.MultiControlledX(wires=[1, 2, 0], control_values=[0, 1])) == [
+        (0, 3, 3, 3, 6, 2, 0, 0)
+    ]
+    assert rows(qml.RZ(0.1, 1)) == [(n, 2, 2, 2, 0, 0, 1, 0)]
+    assert rows(qml.IsingZZ(0.1, [3, 1])) == [(n, 0, 2, 0, 0, 0, 1, 0)]
+    assert rows(qml.GlobalPhase(0.1)) == [(n, 0, 0, 0, 0, 0, 1, 0)]
+    # Two-wire gates: the pair kernel, on every pair (IsingXX) or where the bits differ.
+    assert rows(qml.IsingXX(0.1, [1, 3])) == [(n + 1, 2, 0, 0, 0, 0, 0, 0)]
+    assert rows(qml.SWAP([1, 3])) == [(n + 1, 2, 0, 0, 0, 0, 0, 1)]
+    assert rows(qml.CSWAP([0, 1, 3])) == [(n + 1, 2, 0, 0, 8, 8, 0, 1)]
+    assert rows(qml.SingleExcitation(0.1, [3, 1])) == [(n + 1, 0, 2, 0, 0, 0, 0, 1)]
+    for op in [qml.IsingYY(0.1, [0, 1]), qml.CCZ([0, 1, 2]), qml.MultiRZ(0.1, [0, 1, 2])]:
+        assert rows(op) is None
 
 
 def test_a_stretch_becomes_one_interp_per_side_of_a_breaker():
@@ -117,6 +125,7 @@ def test_short_stretches_settings_and_wide_programs_keep_kernels(monkeypatch):
     monkeypatch.setattr(_interp, "MAX_WIRES", N - 1)
     assert not _interps(tape)
     monkeypatch.undo()
+
     set_compact(False)
     try:
         assert not _interps(tape)
@@ -228,18 +237,18 @@ def _ops_in(size: int) -> dict[str, int]:
 
 def test_the_program_does_not_grow_with_the_number_of_gates():
     shallow, deep = _ops_in(3 * MIN_GATES), _ops_in(8 * MIN_GATES)
-    assert shallow["while"] >= 2  # the run and the sweep, on each side of the IsingXX
+    assert shallow["while"] >= 2  # the run and the sweep, on each side of the IsingYY
     assert deep == shallow
 
 
-def _layered_tape(params, swap: bool = False):
-    """Per layer a ring of CRX, a ring of IsingZZ and one RY (a ``SWAP`` first when ``swap``):
+def _layered_tape(params, breaker: bool = False):
+    """Per layer a ring of CRX, a ring of IsingZZ and one RY (an IsingYY first when ``breaker``):
     a pattern ``_repeat.find_repeats`` loops."""
     params = jnp.reshape(params, (-1, 2 * N + 1))
     ops = [qml.Hadamard(w) for w in range(N)]
     for layer in params:
-        if swap:
-            ops.append(qml.SWAP([0, 2]))
+        if breaker:
+            ops.append(qml.IsingYY(0.4, [0, 2]))
         ops += [qml.CRX(layer[w], [w, (w + 1) % N]) for w in range(N)]
         ops += [qml.IsingZZ(layer[N + w], [w, (w + 2) % N]) for w in range(N)]
         ops.append(qml.RY(layer[2 * N], 0))
@@ -254,7 +263,7 @@ def _kinds(tape) -> list[str]:
 def test_repeats_of_interpretable_gates_join_the_interpreter_on_few_wires(monkeypatch):
     params = np.linspace(0.1, 2.0, 4 * (2 * N + 1))
     assert _kinds(_layered_tape(params)) == ["Interp"]  # the Hadamards and every layer
-    assert "Repeat" in _kinds(_layered_tape(params, swap=True))  # a SWAP has no row
+    assert "Repeat" in _kinds(_layered_tape(params, breaker=True))  # an IsingYY has no rows
     monkeypatch.setattr(_interp, "LOOP_WIRES", N - 1)
     assert "Repeat" in _kinds(_layered_tape(params))
 

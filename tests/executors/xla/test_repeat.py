@@ -12,12 +12,20 @@ import pytest
 from xla_test_helpers import DEV, assert_tree_close, preprocess
 
 import qjaxiface
-from qjaxiface.executors.xla import _repeat, set_compact, xla_execute
+from qjaxiface.executors.xla import _interp, _repeat, set_compact, xla_execute
 from qjaxiface.executors.xla._gates import compile_gate
 from qjaxiface.executors.xla._repeat import MIN_SAVED, Repeat, signature
 from qjaxiface.executors.xla._simulate import TapeProgram
 
 N = 4
+
+
+@pytest.fixture(autouse=True)
+def _loops_under_the_adjoint_rule(monkeypatch):
+    """Every gate of ``layered_ops`` has interpreter rows, so on 4 wires the adjoint rule would
+    interpret its repeats (``_interp.LOOP_WIRES``): here they stay loops, which this file
+    tests (``test_interp.py`` tests the interpreted ones)."""
+    monkeypatch.setattr(_interp, "LOOP_WIRES", 0)
 
 
 def layered_ops(params, layers: int) -> list:
