@@ -145,7 +145,10 @@ def measure(args) -> dict:
                 row = {"n": n, "layers": layers, "method": method, **runs}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    return {"rows": rows, "machine": machine(), "timeout": args.timeout, "circuit": args.circuit}
+    from qjaxiface.executors.xla import _interp
+
+    data = {"rows": rows, "machine": machine(), "timeout": args.timeout, "circuit": args.circuit}
+    return {**data, "loop_wires": _interp.LOOP_WIRES}
 
 
 def _best(runs: list[dict], key: str) -> float | None:
@@ -208,7 +211,8 @@ def to_markdown(data: dict) -> str:
             "Circuit: per layer a ring of CRX, a ring of IsingZZ at distance 2 and one RY (gates "
             "no compact layer takes), `expval(Z(0))`, x64, `jax.jit(jax.grad(qnode))`. *default*: "
             "the default program, each repeated pattern one `lax.scan`, except under the adjoint "
-            "rule on up to 10 wires (`_interp.LOOP_WIRES`), where the gate-list interpreter runs "
+            f"rule on up to {data.get('loop_wires', 10)} wires (`_interp.LOOP_WIRES`), where "
+            "the gate-list interpreter runs "
             "the layers; *loops*: repeated patterns as loops there too; *unrolled*: "
             "`set_compact(False)`, one kernel per gate;",
         ]

@@ -21,8 +21,13 @@ two-wire gates that are one 2x2 matrix on the pairs ``x, x ^ (bit_p | bit_q)``: 
 row reads four entries of the gate's 4x4 matrix. A view per pair of wires would be ``n**2``
 kernels, and three rows (the matrix between two CNOTs) three passes. Against stretches split at
 every such gate (random circuits of CRX, SingleExcitation, IsingXX, SWAP, RY and IsingXY,
-adjoint, 5 layers): first calls 0.3x at n=8-12; steps 0.85x at n=8, but 1.25x at n=10 and
-1.35x at n=12, where the gather's pass costs more than a view's.
+adjoint, 5 layers): first calls 0.3x at n=8-12; steps 0.85x at n=8, 1.0x at n=10 and 0.9x at
+n=12 once the weights below took one pass (before: 1.25x and 1.35x).
+
+The diagonal and pair kernels' weights are sums over classes of amplitudes
+(``_class_sums``): one variadic reduction of real and imaginary parts, 2.3x (pairs) and 1.3x
+(diagonals) faster at n=12 than products with a one-hot matrix (XLA:CPU reduces complex
+numbers slowly and took a pass per class).
 
 Up to ``LOOP_WIRES`` wires, a repeated pattern (``_repeat.py``) of interpretable gates joins
 the stretch around it: a loop compiles one kernel per gate of its pattern, the interpreter
@@ -65,8 +70,8 @@ MIN_GATES = 16
 MAX_WIRES = 14
 # Up to this many wires, repeated patterns of interpretable gates are interpreted instead of
 # looped (``find_interps``). Layered CRX/IsingZZ circuits, adjoint, against the loops: first
-# calls 0.53-0.81x at n=8-12; steps 0.9-1.0x at n <= 10, but 1.1x at n=12 and 1.15x at n=14.
-LOOP_WIRES = 10
+# calls 0.53-0.81x at n=8-14; steps 0.9-1.0x at n <= 12, 1.08x at n=14.
+LOOP_WIRES = 12
 
 # The transposed 2x2 matrix, flattened. int32 indices: int64 ones fail in jax's indexing
 # when the arrays were traced with x64 off.
@@ -301,8 +306,9 @@ def _pair_kernel(n: int):
         idx = _indices(n)
         low, on = _pair_sides(idx, row)
         partner = _partners(s, idx, row)
-        new = jnp.where(low, v[0] * s + v[1] * partner, v[2] * partner + v[3] * s)
-        return jnp.where(on, new, s)
+        # The row's coefficients chosen per amplitude, then two products (not four).
+        own, other = jnp.where(low, v[0], v[3]), jnp.where(low, v[1], v[2])
+        return jnp.where(on, own * s + other * partner, s)
 
     return apply
 
@@ -324,6 +330,37 @@ def _kernels(n: int) -> list:
     return [_matrix_kernel(t, n) for t in range(n)] + [_diag_kernel(n), _pair_kernel(n)]
 
 
+@jax.custom_jvp
+def _class_sums(xs: tuple, wheres: tuple) -> Array:
+    """``Σ xs[k]`` over the last axis where ``wheres[k]``, for each ``k``: ``(..., len(xs))``.
+
+    One variadic reduction of the real and imaginary parts: XLA:CPU reads the inputs once,
+    where separate complex sums (or a product with a one-hot matrix) each took a pass and
+    reduced complex numbers slowly (the pair kernel's weights: 2.3x faster at n=12).
+    """
+    zero = jnp.zeros((), xs[0].real.dtype)
+    parts = []
+    for x, where in zip(xs, wheres):
+        parts += [jnp.where(where, x.real, zero), jnp.where(where, x.imag, zero)]
+    axis = parts[0].ndim - 1
+    sums = jax.lax.reduce(parts, [zero] * len(parts), _add_all, (axis,))
+    return jnp.stack([jax.lax.complex(re, im) for re, im in zip(sums[::2], sums[1::2])], -1)
+
+
+def _add_all(a: list, b: list) -> list:
+    return [u + v for u, v in zip(a, b)]
+
+
+@_class_sums.defjvp
+def _class_sums_jvp(primals, tangents):
+    # Linear in ``xs``. The tangent takes plain sums, which JAX can transpose (a variadic
+    # reduction it cannot); only derivatives of the weights come here (Hessians through the
+    # adjoint rule), never a step of ``jit(grad)``.
+    xs, wheres = primals
+    sums = [jnp.sum(jnp.where(w, dx, 0), axis=-1) for dx, w in zip(tangents[0], wheres)]
+    return _class_sums(xs, wheres), jnp.stack(sums, axis=-1)
+
+
 def _matrix_weights(t: int, n: int):
     def weigh(ket, bras, row):
         on = _mask(_low_indices(t, n), row)
@@ -337,9 +374,8 @@ def _matrix_weights(t: int, n: int):
 def _diag_weights(n: int):
     def weigh(ket, bras, row):
         idx = _indices(n)
-        sel = _selection(idx, row)
-        onehot = (sel[:, None] == jnp.arange(4, dtype=sel.dtype)).astype(ket.dtype)
-        return bras @ (jnp.where(_mask(idx, row), ket, 0)[:, None] * onehot)
+        sel, on = _selection(idx, row), _mask(idx, row)
+        return _class_sums((bras * ket,) * 4, tuple(on & (sel == k) for k in range(4)))
 
     return weigh
 
@@ -348,12 +384,9 @@ def _pair_weights(n: int):
     def weigh(ket, bras, row):
         idx = _indices(n)
         low, on = _pair_sides(idx, row)
-        k = jnp.where(on, ket, 0)
-        p = jnp.where(on, _partners(ket, idx, row), 0)
-        zero = jnp.zeros_like(k)
-        sides = [jnp.where(low, k, zero), jnp.where(low, p, zero)]
-        sides += [jnp.where(low, zero, p), jnp.where(low, zero, k)]
-        return bras @ jnp.stack(sides, axis=1)
+        a, b = bras * ket, bras * _partners(ket, idx, row)
+        below, above = on & low, on & ~low
+        return _class_sums((a, b, b, a), (below, below, above, above))
 
     return weigh
 
