@@ -6,8 +6,9 @@ which XLA compiles one by one. ``jnp.unstack`` reads every angle in one operatio
 transpose is one concatenation. The circuit is ``repeated_patterns.ansatz`` (a ring of CRX, a
 ring of IsingZZ and one RY per layer, ``expval(Z(0))``, x64), its angles read either way, plus
 the same reading with no circuit at all (``sum(sin(stack(angles)))``), where it is all
-that compiles.
-Each number is a fresh process, the two styles alternating case by case:
+that compiles. A third style keeps the angles in a flat vector and reads ``w[i]`` (one-axis
+slices, which the executor gathers from one array).
+Each number is a fresh process, the styles alternating case by case:
 
     python benchmarks/parameter_indexing.py --docs docs/benchmarks.md
 """
@@ -25,7 +26,7 @@ from compile_time import _steady
 
 SECTION = "## Reading angles from a weight array: indexing against `jnp.unstack`"
 JSON = "bench-results/parameter_indexing.json"
-STYLES = ("index", "unstack")
+STYLES = ("index", "unstack", "vector")
 METHODS = ("backprop", "adjoint", "jax only")
 
 
@@ -40,11 +41,16 @@ def _work(style: str, n: int, layers: int, method: str) -> dict:
     jax.config.update("jax_enable_x64", True)
     qjaxiface.install()
     w = jnp.asarray(np.random.default_rng(0).uniform(-np.pi, np.pi, (layers, 2 * n + 1)))
+    if style == "vector":
+        w = jnp.ravel(w)
 
     def angles(w):
         """``a[l][k]`` for ``w[l, k]``, read in the style measured."""
         if style == "index":
             return [[w[layer, k] for k in range(w.shape[1])] for layer in range(layers)]
+        if style == "vector":  # w flat: (layers * (2n + 1),)
+            width = 2 * n + 1
+            return [[w[layer * width + k] for k in range(width)] for layer in range(layers)]
         return [jnp.unstack(row) for row in jnp.unstack(w)]
 
     def ansatz(a) -> None:
@@ -118,22 +124,26 @@ def to_markdown(data: dict) -> str:
         "`jax.jit(jax.grad(f))` of the repeated-patterns circuit (per layer a ring of CRX, a "
         "ring of IsingZZ, one RY: `2n + 1` angles, `expval(Z(0))`, x64, default.qubit through "
         "qjaxiface) whose angles are read from `w` of shape `(layers, 2n + 1)` as `w[l, k]` "
-        "(*index*) or as `jnp.unstack` of `w` and of its rows (*unstack*); *jax only*: "
+        "(*index*) or as `jnp.unstack` of `w` and of its rows (*unstack*), or kept as a flat "
+        "vector read as `w[i]` (*vector*); *jax only*: "
         "`sum(sin(stack(angles)))` of the same angles read the same way, no circuit. Every "
-        "number is a fresh process, the two styles alternating; first call = trace + compile "
+        "number is a fresh process, the styles alternating; first call = trace + compile "
         "+ run, minimum (median) seconds.",
         "",
         "| n | layers | angles | f | index first call (s) | unstack first call (s) "
-        "| unstack / index | index step (ms) | unstack step (ms) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| vector first call (s) | unstack / index | vector / index | index step (ms) "
+        "| unstack step (ms) | vector step (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in data["rows"]:
         angles = r["layers"] * (2 * r["n"] + 1)
         lines.append(
             f"| {r['n']} | {r['layers']} | {angles} | {r['method']} | "
             f"{_cell(r['index'], 'first')} | {_cell(r['unstack'], 'first')} | "
-            f"{_ratio(r['unstack'], r['index'])} | {_cell(r['index'], 'steady', 1e3, 3)} | "
-            f"{_cell(r['unstack'], 'steady', 1e3, 3)} |"
+            f"{_cell(r.get('vector', []), 'first')} | {_ratio(r['unstack'], r['index'])} | "
+            f"{_ratio(r.get('vector', []), r['index'])} | "
+            f"{_cell(r['index'], 'steady', 1e3, 3)} | {_cell(r['unstack'], 'steady', 1e3, 3)} | "
+            f"{_cell(r.get('vector', []), 'steady', 1e3, 3)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -13,9 +13,9 @@ values, amplitude ``x`` becomes ``v[3 x_t] s[x] + v[1 + x_t] s[x ^ bit_t]`` for 
 target ``t``, ``v[2 x_p + x_q] s[x]`` for a diagonal on wires ``p, q`` (``p = q`` for one wire
 and for a global phase, whose four values are equal), where the controls hold. ``lax.switch``
 over the wires picks the target's kernel, one pass over the state as a ``(2**t, 2, rest)``
-view: ``n + 2`` kernels to compile, whatever the number of gates. (A generic kernel reading the
-partner amplitudes with a gather ``s[idx ^ bit]`` compiled slightly faster but stepped 1.6x
-slower at n=12, and its transpose is a scatter.) The last kernel is that generic one, for the
+view: at most ``n + 2`` kernels to compile, whatever the number of gates, and only those the
+stretch uses (``_static``; a switch traces and compiles every branch it is given). The last
+kernel is a generic one that reads the partner amplitudes with a gather, for the
 two-wire gates that are one 2x2 matrix on the pairs ``x, x ^ (bit_p | bit_q)``: on every pair
 (IsingXX) or where ``x_p != x_q`` (SWAP, CSWAP, IsingXY, SingleExcitation, ISWAP, SISWAP); its
 row reads four entries of the gate's 4x4 matrix. A view per pair of wires would be ``n**2``
@@ -23,6 +23,12 @@ kernels, and three rows (the matrix between two CNOTs) three passes. Against str
 every such gate (random circuits of CRX, SingleExcitation, IsingXX, SWAP, RY and IsingXY,
 adjoint, 5 layers): first calls 0.3x at n=8-12; steps 0.85x at n=8, 1.0x at n=10 and 0.9x at
 n=12 once the weights below took one pass (before: 1.25x and 1.35x).
+
+On up to ``GATHER_WIRES`` wires, one-wire matrices run on the generic kernel too (the pairs
+``x, x ^ bit_t``), so that a stretch compiles two kernels instead of ``n + 2``: random
+circuits at n=8, adjoint, first call 0.55x (0.7 s against 1.3 s), steps equal. From 9 wires on,
+the gather costs steps (1.15x at n=9-10, 1.3x at n=12), and wider programs keep a view per
+target.
 
 The diagonal and pair kernels' weights are sums over classes of amplitudes
 (``_class_sums``): one variadic reduction of real and imaginary parts, 2.3x (pairs) and 1.3x
@@ -68,6 +74,10 @@ MIN_GATES = 16
 # at n=12, 1.0x at n=14, 1.3x at n=16. Wider programs keep their kernels: there the step, not
 # the compile, dominates a training run.
 MAX_WIRES = 14
+# Up to this many wires, one-wire matrices run on the pair kernel (the pairs ``x, x ^ bit_t``:
+# one kernel for every target) instead of a kernel per target wire. Random circuits, adjoint:
+# first calls 0.55x at n=8 with equal steps; steps 1.15x at n=9-10, 1.3x at n=12.
+GATHER_WIRES = 8
 # Up to this many wires, repeated patterns of interpretable gates are interpreted instead of
 # looped (``find_interps``). Layered CRX/IsingZZ circuits, adjoint, against the loops: first
 # calls 0.53-0.81x at n=8-14; steps 0.9-1.0x at n <= 12, 1.08x at n=14.
@@ -85,7 +95,8 @@ class Interp:
     Attributes:
         ids: gate indices in the program, in circuit order.
         rows: the static table, one row per gate (``row_of``), int32 columns: the kernel's
-            branch (the target axis, ``n`` for a diagonal, ``n + 1`` for a pair of bits), the
+            branch (the target axis, ``n`` for a diagonal, ``n + 1`` for a pair of bits or,
+            on up to ``GATHER_WIRES`` wires, a one-wire matrix with ``p = q = t``), the
             shifts of the bits ``p``, ``q`` and ``t`` in the flat index, the control mask, the
             control values under the mask, 1 for a diagonal, and 1 for a pair kernel that acts
             where ``x_p != x_q`` alone.
@@ -130,7 +141,10 @@ def row_of(gate: Gate, n: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]
     axes = gate.axes
     if gate.kind in ("x", "matrix") and len(axes) == 1:
         s = shift[axes[0]]
-        return (axes[0], s, s, s, mask, want, 0, 0), _VALUE if gate.fn else None
+        cols = _VALUE if gate.fn else None
+        if n <= GATHER_WIRES:  # the pair kernel on the pairs x, x ^ bit_t: every target at once
+            return (n + 1, s, s, 0, mask, want, 0, 0), cols
+        return (axes[0], s, s, s, mask, want, 0, 0), cols
     if gate.kind == "diag" and len(axes) == 1:
         s = shift[axes[0]]
         return (n, s, s, s, mask, want, 1, 0), _VALUE
@@ -243,8 +257,14 @@ def _as_rows(block: Array) -> Array:
     return block  # (k, 4) two-wire diagonals
 
 
-def _static(interp: Interp) -> Array:
-    return jnp.asarray(np.array(interp.rows, dtype=np.int32))
+def _static(interp: Interp) -> tuple[list[int], Array]:
+    """The kernels the stretch uses (``Interp.rows[:, 0]``), and its table with each row's
+    kernel as a position among them: ``lax.switch`` traces and XLA compiles every branch it
+    is given, used or not."""
+    used = sorted({row[0] for row in interp.rows})
+    rows = np.array(interp.rows, dtype=np.int32)
+    rows[:, 0] = np.searchsorted(used, rows[:, 0])
+    return used, jnp.asarray(rows)
 
 
 def _mask(idx: Array, row: Array) -> Array:
@@ -324,10 +344,12 @@ def _pair_sides(idx: Array, row: Array) -> tuple[Array, Array]:
     return xp == 0, _mask(idx, row) & ((row[7] == 0) | (xp != xq))
 
 
-def _kernels(n: int) -> list:
-    """``lax.switch`` branches: per target wire its matrix kernel, then the diagonal and the
-    pair kernels."""
-    return [_matrix_kernel(t, n) for t in range(n)] + [_diag_kernel(n), _pair_kernel(n)]
+def _kernel(branch: int, n: int):
+    """Kernel ``branch`` (``Interp.rows``): the matrix kernel of target wire ``branch``, or the
+    diagonal (``n``) or the pair (``n + 1``) kernel."""
+    if branch < n:
+        return _matrix_kernel(branch, n)
+    return _diag_kernel(n) if branch == n else _pair_kernel(n)
 
 
 @jax.custom_jvp
@@ -391,9 +413,18 @@ def _pair_weights(n: int):
     return weigh
 
 
+def _weigher(branch: int, n: int):
+    """The adjoint weights of kernel ``branch``'s rows (``_kernel``)."""
+    if branch < n:
+        return _matrix_weights(branch, n)
+    return _diag_weights(n) if branch == n else _pair_weights(n)
+
+
 def run_interp(state: Array, interp: Interp, vals: Array) -> Array:
     """The state after the stretch (``vals``: ``table``)."""
-    kernels = _kernels(num_wires_of(state))
+    n = num_wires_of(state)
+    used, static = _static(interp)
+    kernels = [_kernel(b, n) for b in used]
 
     def body(s, x):
         v, row = x
@@ -401,7 +432,7 @@ def run_interp(state: Array, interp: Interp, vals: Array) -> Array:
 
     # Checkpointed: second derivatives (the adjoint rule's Hessian) differentiate this loop,
     # and then keep one state per row instead of every kernel's intermediates.
-    return jax.lax.scan(jax.checkpoint(body), state, (vals, _static(interp)))[0]
+    return jax.lax.scan(jax.checkpoint(body), state, (vals, static))[0]
 
 
 def adjoint_interp(ket: Array, bras: Array, interp: Interp, vals: Array):
@@ -412,9 +443,9 @@ def adjoint_interp(ket: Array, bras: Array, interp: Interp, vals: Array):
     applies ``U^T``, from the ket ``U†`` (for a diagonal, the transpose is itself).
     """
     n = num_wires_of(ket)
-    kernels = _kernels(n)
-    weighers = [_matrix_weights(t, n) for t in range(n)] + [_diag_weights(n), _pair_weights(n)]
-    static = _static(interp)
+    used, static = _static(interp)
+    kernels = [_kernel(b, n) for b in used]
+    weighers = [_weigher(b, n) for b in used]
     diag = (static[:, 6] == 1)[:, None]
     transposed = jnp.where(diag, vals, vals[:, _SWAP_OFF])
     dagger = jnp.conj(transposed)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
+import pytest
 from jax.test_util import check_grads
 from xla_test_helpers import DEV, preprocess
 
@@ -79,8 +80,24 @@ def _interps(tape, interp=True) -> list[Interp]:
     return [x for x in TapeProgram(tape, interp=interp).plan if isinstance(x, Interp)]
 
 
-def test_rows_cover_the_interpretable_gates():
+@pytest.fixture(params=["pairs", "views"])
+def matrix_kernel(request, monkeypatch):
+    """One-wire matrices on the pair kernel (the default on few wires) or on a kernel per
+    target wire (``GATHER_WIRES = 0``: as on wider programs)."""
+    clear_caches()
+    if request.param == "views":
+        monkeypatch.setattr(_interp, "GATHER_WIRES", 0)
+    yield request.param
+    clear_caches()
+
+
+def test_rows_cover_the_interpretable_gates(monkeypatch):
     n = 4
+    # On few wires a one-wire matrix is the pair kernel on the pairs x, x ^ bit_t.
+    assert row_of(compile_gate(qml.RY(0.1, 2), {w: w for w in range(n)}), n)[0] == (
+        (n + 1, 1, 1, 0, 0, 0, 0, 0)
+    )
+    monkeypatch.setattr(_interp, "GATHER_WIRES", 0)
     axis_of = {w: w for w in range(n)}
 
     def rows(op):  # as a list: the row, or nothing
@@ -134,7 +151,7 @@ def test_short_stretches_settings_and_wide_programs_keep_kernels(monkeypatch):
         set_compact(True)
 
 
-def test_the_final_state_equals_default_qubit():
+def test_the_final_state_equals_default_qubit(matrix_kernel):
     params = np.random.default_rng(1).uniform(-np.pi, np.pi, 3 * MIN_GATES)
     tape = _tape(params, [qml.state()])
     program = TapeProgram(tape, interp=True)
@@ -162,7 +179,7 @@ def _vector_fn(diff_method, measurements, seed=2):
 EXPVALS = [qml.expval(qml.Z(1)), qml.expval(qml.Y(0) @ qml.X(3)), qml.expval(qml.X(4))]
 
 
-def test_adjoint_jacobian_equals_default_qubit():
+def test_adjoint_jacobian_equals_default_qubit(matrix_kernel):
     params = jnp.asarray(np.random.default_rng(3).uniform(-np.pi, np.pi, 3 * MIN_GATES))
     got = jax.jit(jax.jacobian(_vector_fn("adjoint", EXPVALS)))(params)
     ref = jax.jit(jax.jacobian(_vector_fn(None, EXPVALS)))(params)
@@ -188,7 +205,7 @@ def test_global_phases_in_the_sweep_have_zero_derivative():
     np.testing.assert_allclose(got, ref, atol=1e-10)
 
 
-def test_forward_mode_hessian_and_vmap_through_the_sweep():
+def test_forward_mode_hessian_and_vmap_through_the_sweep(matrix_kernel):
     params = jnp.asarray(np.random.default_rng(4).uniform(-np.pi, np.pi, 2 * MIN_GATES))
     f = _vector_fn("adjoint", EXPVALS[:2])
     ref_f = _vector_fn(None, EXPVALS[:2])
@@ -242,6 +259,40 @@ def test_the_program_does_not_grow_with_the_number_of_gates():
     assert deep == shallow
 
 
+@pytest.mark.parametrize(
+    ("gates", "switches"),
+    [
+        (lambda p, w: qml.RZ(p, w), []),  # diagonals alone: one kernel, no switch
+        (lambda p, w: qml.RX(p, w), []),  # one-wire matrices on every wire, as pairs
+        (lambda p, w: qml.CRY(p, [w, (w + 2) % N]) if w % 2 else qml.RZ(p, w), [2]),
+    ],
+    ids=["diagonals", "matrices", "both"],
+)
+def test_the_switch_holds_only_the_kernels_a_stretch_uses(gates, switches):
+    params = np.linspace(0.1, 2.0, 2 * MIN_GATES)
+    ops = [gates(p, j % N) for j, p in enumerate(params)]
+    tape = preprocess(qml.tape.QuantumScript(ops, [qml.state()]))
+    program = TapeProgram(tape, interp=True)
+    assert any(isinstance(x, Interp) for x in program.plan)
+    leaves = tuple(jnp.asarray(p) for p in tape.get_parameters(trainable_only=False))
+    jaxpr = jax.make_jaxpr(program.final_state)(leaves)
+    sizes = [len(e.params["branches"]) for e in _eqns(jaxpr.jaxpr) if e.primitive.name == "cond"]
+    assert sizes == switches  # the branches of each switch
+    ref = qml.execute([tape], DEV, diff_method=None)[0]
+    np.testing.assert_allclose(jax.jit(program.final_state)(leaves), ref, atol=1e-12)
+
+
+def _eqns(jaxpr):
+    """Every equation of ``jaxpr`` and of the jaxprs inside it."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple | list) else (value,):
+                inner = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr's Jaxpr
+                if hasattr(inner, "eqns"):
+                    yield from _eqns(inner)
+
+
 def _layered_tape(params, breaker: bool = False):
     """Per layer a ring of CRX, a ring of IsingZZ and one RY (an IsingYY first when ``breaker``):
     a pattern ``_repeat.find_repeats`` loops."""
@@ -269,7 +320,7 @@ def test_repeats_of_interpretable_gates_join_the_interpreter_on_few_wires(monkey
     assert "Repeat" in _kinds(_layered_tape(params))
 
 
-def test_an_interpreted_repeat_differentiates_as_default_qubit():
+def test_an_interpreted_repeat_differentiates_as_default_qubit(matrix_kernel):
     params = jnp.asarray(np.random.default_rng(6).uniform(-np.pi, np.pi, 3 * (2 * N + 1)))
 
     def f(p, diff_method):
