@@ -7,7 +7,9 @@ transpose is one concatenation. The circuit is ``repeated_patterns.ansatz`` (a r
 ring of IsingZZ and one RY per layer, ``expval(Z(0))``, x64), its angles read either way, plus
 the same reading with no circuit at all (``sum(sin(stack(angles)))``), where it is all
 that compiles. A third style keeps the angles in a flat vector and reads ``w[i]`` (one-axis
-slices, which the executor gathers from one array).
+slices, which the executor gathers from one array). With qjaxiface installed, a QNode's own
+``w[l, k]`` reads are gathered for it (``qjaxiface/_angle_reads.py``); the *sliced* style is
+``w[l, k]`` with that turned off, as every circuit read before it.
 Each number is a fresh process, the styles alternating case by case:
 
     python benchmarks/parameter_indexing.py --docs docs/benchmarks.md
@@ -26,7 +28,7 @@ from compile_time import _steady
 
 SECTION = "## Reading angles from a weight array: indexing against `jnp.unstack`"
 JSON = "bench-results/parameter_indexing.json"
-STYLES = ("index", "unstack", "vector")
+STYLES = ("index", "sliced", "unstack", "vector")
 METHODS = ("backprop", "adjoint", "jax only")
 
 
@@ -40,13 +42,17 @@ def _work(style: str, n: int, layers: int, method: str) -> dict:
 
     jax.config.update("jax_enable_x64", True)
     qjaxiface.install()
+    if style == "sliced":
+        from qjaxiface import _angle_reads
+
+        _angle_reads.MIN_READS = 10**9  # the reads gathered by no QNode: every angle a slice
     w = jnp.asarray(np.random.default_rng(0).uniform(-np.pi, np.pi, (layers, 2 * n + 1)))
     if style == "vector":
         w = jnp.ravel(w)
 
     def angles(w):
         """``a[l][k]`` for ``w[l, k]``, read in the style measured."""
-        if style == "index":
+        if style in ("index", "sliced"):
             return [[w[layer, k] for k in range(w.shape[1])] for layer in range(layers)]
         if style == "vector":  # w flat: (layers * (2n + 1),)
             width = 2 * n + 1
@@ -94,6 +100,8 @@ def measure(args) -> dict:
             runs: dict[str, list[dict]] = {style: [] for style in STYLES}
             for _ in range(args.repeats):
                 for style in STYLES:
+                    if style == "sliced" and method == "jax only":
+                        continue  # no QNode: the same reads as "index"
                     runs[style].append(_spawn(style, args.n, layers, method, args.timeout))
             row = {"n": args.n, "layers": layers, "method": method, **runs}
             rows.append(row)
@@ -124,26 +132,34 @@ def to_markdown(data: dict) -> str:
         "`jax.jit(jax.grad(f))` of the repeated-patterns circuit (per layer a ring of CRX, a "
         "ring of IsingZZ, one RY: `2n + 1` angles, `expval(Z(0))`, x64, default.qubit through "
         "qjaxiface) whose angles are read from `w` of shape `(layers, 2n + 1)` as `w[l, k]` "
-        "(*index*) or as `jnp.unstack` of `w` and of its rows (*unstack*), or kept as a flat "
-        "vector read as `w[i]` (*vector*); *jax only*: "
-        "`sum(sin(stack(angles)))` of the same angles read the same way, no circuit. Every "
+        "(*index*; with qjaxiface installed, a QNode's reads of its own arguments are gathered "
+        "in one read per argument) or the same with that gather turned off (*sliced*: a slice "
+        "per angle, as before), as `jnp.unstack` of `w` and of its rows (*unstack*), or kept "
+        "as a flat vector read as `w[i]` (*vector*); *jax only*: "
+        "`sum(sin(stack(angles)))` of the same angles read the same way, no circuit (no QNode: "
+        "nothing gathers). Every "
         "number is a fresh process, the styles alternating; first call = trace + compile "
-        "+ run, minimum (median) seconds.",
+        "+ run, minimum (median) seconds. Ratios are first calls over *sliced*'s (*index*'s "
+        "for jax only).",
         "",
-        "| n | layers | angles | f | index first call (s) | unstack first call (s) "
-        "| vector first call (s) | unstack / index | vector / index | index step (ms) "
-        "| unstack step (ms) | vector step (ms) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| n | layers | angles | f | index first call (s) | sliced first call (s) "
+        "| unstack first call (s) | vector first call (s) | index / sliced | unstack / sliced "
+        "| vector / sliced | index step (ms) | sliced step (ms) | unstack step (ms) "
+        "| vector step (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in data["rows"]:
         angles = r["layers"] * (2 * r["n"] + 1)
+        sliced = r.get("sliced") or r["index"]
+        styles = ("index", "sliced", "unstack", "vector")
+        firsts = " | ".join(_cell(r.get(s, []), "first") for s in styles)
+        ratios = " | ".join(
+            _ratio(r.get(s, []), sliced) if r.get(s) and r.get(s) is not sliced else "-"
+            for s in ("index", "unstack", "vector")
+        )
+        steps = " | ".join(_cell(r.get(s, []), "steady", 1e3, 3) for s in styles)
         lines.append(
-            f"| {r['n']} | {r['layers']} | {angles} | {r['method']} | "
-            f"{_cell(r['index'], 'first')} | {_cell(r['unstack'], 'first')} | "
-            f"{_cell(r.get('vector', []), 'first')} | {_ratio(r['unstack'], r['index'])} | "
-            f"{_ratio(r.get('vector', []), r['index'])} | "
-            f"{_cell(r['index'], 'steady', 1e3, 3)} | {_cell(r['unstack'], 'steady', 1e3, 3)} | "
-            f"{_cell(r.get('vector', []), 'steady', 1e3, 3)} |"
+            f"| {r['n']} | {r['layers']} | {angles} | {r['method']} | {firsts} | {ratios} | {steps} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -3,8 +3,10 @@
 PennyLane resolves a QNode call to ``pennylane.workflow.qnode.execute`` (imported by name), and
 users call ``qml.execute``. ``install`` replaces ``execute`` at every place PennyLane binds
 that name with a router: calls whose interface resolves to JAX go to ``qjaxiface.execute``,
-all others to the original function, untouched. ``uninstall`` puts the originals back. The
-patching is the package's only global state; it is guarded by a lock and reversible.
+all others to the original function, untouched. It also wraps ``QNode.construct``, whose tape
+gets its angles read in one gather per array argument (``_angle_reads``). ``uninstall`` puts
+the originals back. The patching is the package's only global state; it is guarded by a lock
+and reversible.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import Any
 
 import pennylane as qml
 from pennylane.math import Interface
+from pennylane.workflow.qnode import QNode
 
-from . import _compat, _threads
+from . import _angle_reads, _compat, _threads
 from .execution import _EXECUTORS, execute
 from .executors.xla import AmplitudeMesh
 
@@ -53,6 +56,7 @@ class _Installation:
     originals: dict  # module name -> the ``execute`` it had
     capture_original: object = None  # ``capture_qnode`` before install (None: not importable)
     mesh: Any = None  # ``jax.sharding.Mesh`` the state is sharded over (None: one device)
+    construct_original: Any = None  # ``QNode.construct`` before install
 
 
 _lock = threading.RLock()
@@ -97,6 +101,24 @@ def _make_router(original, executor: str, mesh=None):
 
     execute_router.__qjaxiface_router__ = True  # type: ignore[attr-defined]
     return execute_router
+
+
+def _make_construct(original):
+    """``QNode.construct`` that reads a traced circuit's angles in one gather per argument."""
+
+    @functools.wraps(original)
+    def construct(self, args, kwargs):
+        tape = original(self, args, kwargs)
+        state = _state
+        if state is None:
+            return tape
+        new = _angle_reads.gathered(self, tape, args, kwargs, state.executor)
+        if new is not tape:
+            self._tape = new
+        return new
+
+    construct.__qjaxiface_construct__ = True
+    return construct
 
 
 _capture_announced = threading.Event()
@@ -144,6 +166,11 @@ def install(executor: str = "auto", mesh=None) -> None:
     With program capture enabled (``qml.capture.enable()``, jax 0.7 only), QNodes are captured
     as a JAX primitive that PennyLane executes itself; they do not reach qjaxiface. The first
     such call logs one INFO line on the ``"qjaxiface"`` logger saying so.
+
+    It also wraps ``QNode.construct``: under ``jit`` on default.qubit, the angles a quantum
+    function reads from its array arguments (``w[l, k]``) are read with one gather per argument
+    instead of a slice each, which XLA compiles much faster (see ``qjaxiface._angle_reads``;
+    the quantum function runs a second time per trace, under ``jax.make_jaxpr``).
 
     It also makes PennyLane's operator queuing and QNode call state thread-affine (see
     ``qjaxiface._threads``): a QNode recording its circuit in one thread no longer captures
@@ -200,13 +227,20 @@ def install(executor: str = "auto", mesh=None) -> None:
         capture = _capture_module()
         if _state is not None:
             capture_original = _state.capture_original
+            construct_original = _state.construct_original
         else:
             capture_original = capture.capture_qnode if capture is not None else None
             _capture_announced.clear()
             if capture is not None:
                 capture.capture_qnode = _make_capture_passthrough(capture_original)
+            construct_original = QNode.construct
+            QNode.construct = _make_construct(construct_original)
         _state = _Installation(
-            executor=executor, originals=originals, capture_original=capture_original, mesh=mesh
+            executor=executor,
+            originals=originals,
+            capture_original=capture_original,
+            mesh=mesh,
+            construct_original=construct_original,
         )
         _threads.patch()
 
@@ -222,6 +256,7 @@ def uninstall() -> None:
         if _state.capture_original is not None:
             module = importlib.import_module(_CAPTURE_SITE)
             module.capture_qnode = _state.capture_original  # type: ignore[attr-defined]
+        QNode.construct = _state.construct_original
         _threads.unpatch()
         _compat.release_jax_core_shim()
         _state = None

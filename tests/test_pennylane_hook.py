@@ -35,8 +35,11 @@ def test_uninstall_restores_exactly():
     qjaxiface.install()
     during = _site_functions()
     assert all(getattr(f, "__qjaxiface_router__", False) for f in during.values())
+    construct = qml.QNode.construct
+    assert getattr(construct, "__qjaxiface_construct__", False)
     qjaxiface.uninstall()
     assert _site_functions() == before
+    assert not hasattr(qml.QNode.construct, "__qjaxiface_construct__")
 
 
 def test_install_twice_is_harmless_and_updates_executor():
