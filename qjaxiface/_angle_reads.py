@@ -36,6 +36,7 @@ import pennylane as qml
 from jax.extend.core import Var
 
 from .detect import get_jax_interface_name
+from .executors.xla._select import might_use_xla
 
 MIN_READS = 8  # fewer scalar angles: the second trace is not worth its time
 
@@ -95,15 +96,16 @@ def gathered(qnode, tape, args: Sequence, kwargs: dict, executor: str):
         >>> rebound, bool(jnp.all(before == after))
         ([True], True)
     """
-    if executor == "device" or len(tape.operations) < MIN_READS:
+    if len(tape.operations) < MIN_READS:
         return tape
-    if executor == "auto" and not isinstance(qnode.device, qml.devices.DefaultQubit):
-        return tape  # another device runs host-side: its angles are not compiled
     n_op = sum(len(op.data) for op in tape.operations)
     params = tape.get_parameters(trainable_only=False)[:n_op]
     scalars = [i for i, p in enumerate(params) if isinstance(p, jax.core.Tracer) and not p.shape]
-    if len(scalars) < MIN_READS or get_jax_interface_name([tape]) != "jax-jit":
+    if len(scalars) < MIN_READS:
         return tape
+    iface = get_jax_interface_name([tape])
+    if iface != "jax-jit" or not might_use_xla(qnode.device, iface, executor):
+        return tape  # eager, or executed host-side: its angles are not compiled
     try:
         return _gather(qnode, tape, params, scalars, args, kwargs) or tape
     except Exception as exc:  # the tape as built is always right; this is only faster

@@ -14,10 +14,10 @@ from qjaxiface import _angle_reads
 N, LAYERS = 3, 4
 
 
-def _layers(scale=None, calls=None, method="adjoint", device="default.qubit"):
+def _layers(scale=None, calls=None, method="adjoint"):
     """RX(w[l, k]) on every wire per layer, a CRY(v[l]) and a CNOT; ``scale`` multiplies."""
 
-    @qml.qnode(qml.device(device, wires=N), diff_method=method)
+    @qml.qnode(qml.device("default.qubit", wires=N), diff_method=method)
     def circuit(w, v):
         if calls is not None:
             calls.append(1)
