@@ -344,12 +344,14 @@ def _pair_sides(idx: Array, row: Array) -> tuple[Array, Array]:
     return xp == 0, _mask(idx, row) & ((row[7] == 0) | (xp != xq))
 
 
-def _kernel(branch: int, n: int):
-    """Kernel ``branch`` (``Interp.rows``): the matrix kernel of target wire ``branch``, or the
-    diagonal (``n``) or the pair (``n + 1``) kernel."""
+def _branch(branch: int, n: int):
+    """(kernel, adjoint weigher) of switch branch ``branch`` (``Interp.rows``): the matrix
+    kernel of target wire ``branch``, or the diagonal (``n``) or the pair (``n + 1``) kernel."""
     if branch < n:
-        return _matrix_kernel(branch, n)
-    return _diag_kernel(n) if branch == n else _pair_kernel(n)
+        return _matrix_kernel(branch, n), _matrix_weights(branch, n)
+    if branch == n:
+        return _diag_kernel(n), _diag_weights(n)
+    return _pair_kernel(n), _pair_weights(n)
 
 
 @jax.custom_jvp
@@ -413,18 +415,11 @@ def _pair_weights(n: int):
     return weigh
 
 
-def _weigher(branch: int, n: int):
-    """The adjoint weights of kernel ``branch``'s rows (``_kernel``)."""
-    if branch < n:
-        return _matrix_weights(branch, n)
-    return _diag_weights(n) if branch == n else _pair_weights(n)
-
-
 def run_interp(state: Array, interp: Interp, vals: Array) -> Array:
     """The state after the stretch (``vals``: ``table``)."""
     n = num_wires_of(state)
     used, static = _static(interp)
-    kernels = [_kernel(b, n) for b in used]
+    kernels = [_branch(b, n)[0] for b in used]
 
     def body(s, x):
         v, row = x
@@ -444,8 +439,7 @@ def adjoint_interp(ket: Array, bras: Array, interp: Interp, vals: Array):
     """
     n = num_wires_of(ket)
     used, static = _static(interp)
-    kernels = [_kernel(b, n) for b in used]
-    weighers = [_weigher(b, n) for b in used]
+    kernels, weighers = zip(*(_branch(b, n) for b in used))
     diag = (static[:, 6] == 1)[:, None]
     transposed = jnp.where(diag, vals, vals[:, _SWAP_OFF])
     dagger = jnp.conj(transposed)

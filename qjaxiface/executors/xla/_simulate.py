@@ -9,6 +9,7 @@ every measured observable's pytree leaves) to the tape's result. The function it
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -360,8 +361,6 @@ class _TapeParams:
 
     def __init__(self, leaves: tuple, slices: list[slice]):
         self.leaves, self.slices = leaves, slices
-        self._vector: Array | None = None
-        self._vector_checked = False
 
     def at(self, sl: slice) -> tuple:
         return tuple(self.leaves[sl])
@@ -377,12 +376,13 @@ class _TapeParams:
 
     def stacked(self, ids, k: int) -> Array:
         positions = [self.slices[i].start + k for i in ids]
-        vector = self._as_vector()
+        vector = self._vector
         if vector is None:
             return jnp.stack([self.leaves[p] for p in positions])
         return vector[np.array(positions, dtype=np.int32)]
 
-    def _as_vector(self) -> Array | None:
+    @functools.cached_property
+    def _vector(self) -> Array | None:
         """Every leaf in tape order as one vector, if all are scalars of one dtype.
 
         Gates of a formula read their parameters from it with one gather. Stacking each
@@ -390,15 +390,14 @@ class _TapeParams:
         that fill the stacks, and in reverse mode the slices that split their cotangents: 100
         of 173 kernels at n=8, 85 angles). Leaves read in order from one array (a vector's
         ``w[i]``, or ``jnp.unstack``) now stack back into a view of it, and their cotangents
-        leave as one array. (``w[l, k]`` of a matrix stays a kernel per angle: XLA merges
-        slices along one axis only.)
+        leave as one array. (``w[l, k]`` of a matrix is gathered before it gets here, by
+        ``_angle_reads``; reads it cannot follow, such as computed angles, closures and
+        hand-built tapes, stay a kernel per angle: XLA merges slices along one axis only.)
         """
-        if not self._vector_checked:
-            self._vector_checked = True
-            scalars = all(jnp.ndim(x) == 0 for x in self.leaves)
-            if scalars and len({jnp.result_type(x) for x in self.leaves}) == 1:
-                self._vector = jnp.stack(self.leaves)
-        return self._vector
+        scalars = all(jnp.ndim(x) == 0 for x in self.leaves)
+        if scalars and len({jnp.result_type(x) for x in self.leaves}) == 1:
+            return jnp.stack(self.leaves)
+        return None
 
 
 class _LiftedParams:

@@ -22,7 +22,7 @@ def test_scalars_of_one_dtype_are_read_from_one_vector():
     source = _source(leaves)
     np.testing.assert_array_equal(source.stacked([2, 0], 0), [0.3, 0.1])
     np.testing.assert_array_equal(source.stacked([2], 1), [0.4])
-    assert source._as_vector() is not None
+    assert source._vector is not None
 
     # Reverse mode: each leaf's cotangent is how often it was read.
     def f(*leaves):
@@ -41,5 +41,5 @@ def test_scalars_of_one_dtype_are_read_from_one_vector():
 def test_other_leaves_are_stacked_one_by_one(odd):
     leaves = [jnp.asarray(0.1), jnp.asarray(odd), jnp.asarray(0.3), jnp.asarray(0.4)]  # x64 on
     source = _source(leaves)
-    assert source._as_vector() is None
+    assert source._vector is None
     np.testing.assert_allclose(source.stacked([2, 0], 0), [0.3, 0.1], rtol=1e-7)
