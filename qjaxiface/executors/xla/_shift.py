@@ -22,7 +22,7 @@ import numpy as np
 import pennylane as qml
 from pennylane.measurements import VarianceMP
 
-from ..._tangents import is_zero_tangent
+from ..._tangents import is_zero_tangent, one_call
 from ._jvp_parts import (
     Array,
     Fn,
@@ -120,19 +120,27 @@ def shifted_rows_jvp(
         sharded = bool(sharding_devices())
         placed = [j for j in shifted if plan.spsa is None and jnp.ndim(leaves[j]) > 0]
 
-        def on_row(row_leaves, row_key):
-            # A vector leaf's row arrives as (element, value): the shifted copy is made here,
-            # one row at a time, instead of materializing rows x elements up front.
-            full = list(row_leaves)
-            for j in placed:
-                e, v = full[j]
-                flat = jnp.ravel(leaves[j])
-                full[j] = (
-                    flat.at[e].set(v.astype(flat.dtype), mode="drop").reshape(jnp.shape(leaves[j]))
-                )
-            return rows_f(tuple(full), row_key)
+        row_bytes = state_size(leaves, raw)
 
-        rows_out = map_rows(on_row, stacked, in_axes, keys, key_axis, state_size(leaves, raw))
+        def all_rows(stacked, keys, leaves):
+            def on_row(row_leaves, row_key):
+                # A vector leaf's row arrives as (element, value): the shifted copy is made
+                # here, one row at a time, instead of materializing rows x elements up front.
+                full = list(row_leaves)
+                for j in placed:
+                    e, v = full[j]
+                    flat = jnp.ravel(leaves[j])
+                    full[j] = (
+                        flat.at[e]
+                        .set(v.astype(flat.dtype), mode="drop")
+                        .reshape(jnp.shape(leaves[j]))
+                    )
+                return rows_f(tuple(full), row_key)
+
+            return map_rows(on_row, list(stacked), in_axes, keys, key_axis, row_bytes)
+
+        # The rows depend on the primals alone: one call, which linearize passes through.
+        rows_out = one_call(all_rows)(tuple(stacked), keys, tuple(leaves))
         rows_out = jax.tree.map(lambda x: x[:n_rows], rows_out)  # drop sharding padding
         tan = _contract(plan.row_weights(t_vec), rows_out)  # linear in the tangents
         if np.any(plan.base_weight):
