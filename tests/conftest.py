@@ -64,6 +64,24 @@ def _hook_off_after_each_test():
 
 
 @pytest.fixture
+def scan_walks(monkeypatch):
+    """Counts the calls of ``scan``'s partial-evaluation rule, which walks the loop's body:
+    ``jax.grad`` of a custom rule calls it for every loop the rule binds outside ``one_call``."""
+    from jax._src.interpreters import partial_eval as pe
+    from jax._src.lax.control_flow import loops
+
+    walks: list[int] = []
+    rule = pe.custom_partial_eval_rules[loops.scan_p]
+
+    def counted(*args, **params):
+        walks.append(1)
+        return rule(*args, **params)
+
+    monkeypatch.setitem(pe.custom_partial_eval_rules, loops.scan_p, counted)
+    return walks
+
+
+@pytest.fixture
 def rng():
     """A seeded NumPy generator, so random parameters are the same on every run."""
     return np.random.default_rng(1234)

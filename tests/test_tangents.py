@@ -5,26 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
-from jax._src.interpreters import partial_eval as pe
-from jax._src.lax.control_flow import loops
 from jax.test_util import check_grads
 
 from qjaxiface._tangents import one_call
-
-
-@pytest.fixture
-def scan_walks(monkeypatch):
-    """Counts the calls of ``scan``'s partial-evaluation rule (the walk of its body)."""
-    walks: list[int] = []
-    rule = pe.custom_partial_eval_rules[loops.scan_p]
-
-    def counted(*args, **params):
-        walks.append(1)
-        return rule(*args, **params)
-
-    monkeypatch.setitem(pe.custom_partial_eval_rules, loops.scan_p, counted)
-    return walks
 
 
 def _rule_with(wrap):

@@ -21,7 +21,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..._tangents import is_zero_tangent
+from ..._dtypes import state_dtype
+from ..._tangents import is_zero_tangent, one_call
 from ._compact import Region, adjoint_region, region_matrices
 from ._gates import Gate, GateValues, inverse_values
 from ._interp import Interp, adjoint_interp, table
@@ -77,12 +78,11 @@ def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, ob
     adjoint sweep.
 
     ``tangents`` maps leaf indices to their (nonzero) tangents; other leaves are held fixed.
-    The results are measured before the sweep, so the final state need not stay alive next to
-    the sweep's ket and bras (XLA already scheduled it so: 4 states of temporaries at n=16
-    either way; the order now says so).
+    The sweep depends on the parameters alone and yields weights; the tangent is their
+    contraction with the tangents of the gate values. The sweep is one call (``one_call``), so
+    ``jax.grad`` passes it through whole instead of walking its loops.
     """
     active = sorted(tangents)
-
     layout: list[GateValues] = []
 
     def values_of(sub):
@@ -96,7 +96,68 @@ def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, ob
     (arrays, mats), (d_arrays, d_mats) = jax.jvp(
         values_of, (tuple(leaves[j] for j in active),), (tuple(tangents[j] for j in active),)
     )
-    values, d_values = layout[0].over(*arrays), layout[0].over(*d_arrays)
+    needed = tuple(bool(program.reads(i) & set(active)) for i in range(len(program.gates)))
+    sweep = one_call(functools.partial(_sweep, program, layout[0], needed))
+    out, found = sweep(arrays, mats, leaves, key)
+    d_values = layout[0].over(*d_arrays)
+    gates = [g for g, _, _ in program.gates]
+    region_no = _region_numbers(program.plan)
+    m = len(program.measurements)
+    tan = jnp.zeros(m, jnp.finfo(state_dtype()).dtype)
+    unrolled: dict[int, Array] = {}
+    for pos, w in zip(_swept(program.plan, needed), found):
+        item = program.plan[pos]
+        if isinstance(item, Region):
+            dm = d_mats[region_no[pos]]
+            tan = tan + 2 * jnp.real(jnp.einsum("lwab,mlwba->m", dm, w))
+        elif isinstance(item, Repeat):
+            for wp, d in zip(w, repeat_values(item, d_values)):
+                if wp is not None and d is not None:
+                    axes = (0, *range(2, wp.ndim))
+                    tan = tan + 2 * jnp.real(jnp.sum(wp * jnp.expand_dims(d, 1), axis=axes))
+        elif isinstance(item, Interp):
+            d = table(item, gates, d_values, tangent=True)
+            tan = tan + 2 * jnp.real(jnp.einsum("gmk,gk->m", w, d))
+        elif w is not None:
+            unrolled[item] = w
+    if unrolled:
+        tan = tan + 2 * d_values.weighted_sum(unrolled)
+    return out, tan
+
+
+def _region_numbers(plan: Sequence) -> dict[int, int]:
+    """Position in ``plan`` -> number among the compact regions (their slab matrices)."""
+    positions = [pos for pos, item in enumerate(plan) if isinstance(item, Region)]
+    return {pos: k for k, pos in enumerate(positions)}
+
+
+def _swept(plan: Sequence, needed: Sequence[bool]) -> list[int]:
+    """The positions in ``plan`` that the sweep visits, last first: it stops after the item
+    holding the first differentiated gate."""
+    first = needed.index(True) if any(needed) else -1
+    visited = []
+    for pos in reversed(range(len(plan))):
+        visited.append(pos)
+        item = plan[pos]
+        if isinstance(item, Region):
+            start = item.gate_ids[0]
+        elif isinstance(item, (Repeat, Interp)):
+            start = item.first
+        else:
+            start = item
+        if start <= first:
+            break  # nothing earlier is differentiated
+    return visited
+
+
+def _sweep(program: TapeProgram, layout: GateValues, needed, arrays, mats, leaves, key):
+    """(results, per position of ``_swept`` the weights of its gate values): the adjoint
+    sweep, a function of the parameters alone.
+
+    The results are measured before the sweep, so the final state need not stay alive next to
+    the sweep's ket and bras.
+    """
+    values = layout.over(*arrays)
     state = program.final_state(leaves, values=(values, mats))
     out = program.measure(state, leaves, key)
     obs = [m.rebuild(leaves).obs for m in program.measurements]
@@ -108,54 +169,33 @@ def adjoint_jvp(program: TapeProgram, leaves: tuple, key, tangents: dict[int, ob
         gates, [values[i] if i in unrolled else None for i in range(len(gates))]
     )
     source = program.param_source(leaves)
-    needed = [bool(program.reads(i) & set(active)) for i in range(len(gates))]
-    first = needed.index(True) if any(needed) else -1
+    region_no = _region_numbers(program.plan)
+    swept = _swept(program.plan, needed)
     ket = state
-    tan = jnp.zeros(bras.shape[0], dtype=jnp.real(bras).dtype)
-    region_no = sum(isinstance(item, Region) for item in program.plan)
-    # The unrolled gates' T as weights of their tangent values: one contraction after the sweep.
-    weights: dict[int, Array] = {}
-    for item in reversed(program.plan):
+    found: list = []
+    for pos in swept:
+        item = program.plan[pos]
         if isinstance(item, Region):
-            region_no -= 1
-            ket, bras, trans = adjoint_region(ket, bras, item, mats[region_no])
-            dm = d_mats[region_no]
-            tan = tan + 2 * jnp.real(jnp.einsum("lwab,mlwba->m", dm, trans))
-            if item.gate_ids[0] <= first:
-                break  # nothing earlier is differentiated
-            continue
-        if isinstance(item, Repeat):
+            ket, bras, trans = adjoint_region(ket, bras, item, mats[region_no[pos]])
+            found.append(trans)
+        elif isinstance(item, Repeat):
             stacks = repeat_values(item, values)
             ket, bras, per_position = adjoint_repeat(ket, bras, item, gates, stacks, needed)
-            d_stacks = repeat_values(item, d_values)
-            for w, d in zip(per_position, d_stacks):
-                if w is not None and d is not None:
-                    axes = (0, *range(2, w.ndim))
-                    tan = tan + 2 * jnp.real(jnp.sum(w * jnp.expand_dims(d, 1), axis=axes))
-            if item.first <= first:
-                break
-            continue
-        if isinstance(item, Interp):
+            found.append(per_position)
+        elif isinstance(item, Interp):
             ket, bras, w = adjoint_interp(ket, bras, item, table(item, gates, values))
-            d = table(item, gates, d_values, tangent=True)
-            tan = tan + 2 * jnp.real(jnp.einsum("gmk,gk->m", w, d))
-            if item.first <= first:
-                break
-            continue
-        gate = gates[item]
-        params = source.params(item)
-        ket = apply_gate(ket, gate, params, value=dagger[item])
-        value = values[item]
-        if value is not None and needed[item]:
-            weights[item] = _weight(gate, ket, bras, value)
-        if item <= first:
-            break  # nothing earlier is differentiated
-        bras = jax.vmap(
-            lambda b, g=gate, p=params, v=transposed[item]: apply_gate(b, g, p, value=v)
-        )(bras)
-    if weights:
-        tan = tan + 2 * d_values.weighted_sum(weights)
-    return out, tan
+            found.append(w)
+        else:
+            gate, params, value = gates[item], source.params(item), values[item]
+            ket = apply_gate(ket, gate, params, value=dagger[item])
+            weighed = value is not None and needed[item]
+            found.append(_weight(gate, ket, bras, value) if weighed else None)
+            if pos == swept[-1]:
+                break  # the bras before the first differentiated gate are not needed
+            bras = jax.vmap(
+                lambda b, g=gate, p=params, v=transposed[item]: apply_gate(b, g, p, value=v)
+            )(bras)
+    return out, found
 
 
 def _weight(gate: Gate, ket: Array, bras: Array, value: Array) -> Array:

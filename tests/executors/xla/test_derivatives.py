@@ -177,26 +177,18 @@ def test_shift_rows_in_chunks_match_unchunked(monkeypatch, params, chunk_bytes):
     np.testing.assert_allclose(chunked, full, atol=1e-12)
 
 
-def test_shifted_rows_reach_grad_as_one_call(monkeypatch, params):
+def test_shifted_rows_reach_grad_as_one_call(monkeypatch, params, scan_walks):
     """The rows' loop (chunked: a scan) depends on the primals alone and passes through
     ``grad``'s partial evaluation whole (``one_call``), instead of being walked twice."""
-    from jax._src.interpreters import partial_eval as pe
-    from jax._src.lax.control_flow import loops
-
     from qjaxiface.executors import xla
     from qjaxiface.executors.xla import _rows
 
-    walks: list[int] = []
-    rule = pe.custom_partial_eval_rules[loops.scan_p]
-    monkeypatch.setitem(
-        pe.custom_partial_eval_rules, loops.scan_p, lambda *a, **k: walks.append(1) or rule(*a, **k)
-    )
     monkeypatch.setattr(_rows, "CHUNK_BYTES", 1)
     f = make("parameter-shift", EXPVALS)
     xla.clear_cache()
     jaxpr = str(jax.make_jaxpr(jax.grad(lambda w, x: jnp.sum(f(w, x)), argnums=(0, 1)))(*params))
     xla.clear_cache()
-    assert "scan" in jaxpr and walks == []
+    assert "scan" in jaxpr and scan_walks == []
 
 
 @pytest.mark.parametrize("method", ["backprop", "parameter-shift", "adjoint", "finite-diff"])

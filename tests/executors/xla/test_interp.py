@@ -186,6 +186,15 @@ def test_adjoint_jacobian_equals_default_qubit(matrix_kernel):
     np.testing.assert_allclose(got, ref, atol=1e-10)
 
 
+def test_the_sweep_reaches_grad_as_one_call(scan_walks):
+    """The interpreter's scans depend on the parameters alone: ``grad`` passes the sweep
+    through whole (``_tangents.one_call``) instead of walking each loop twice."""
+    params = jnp.asarray(np.random.default_rng(3).uniform(-np.pi, np.pi, 3 * MIN_GATES))
+    f = _vector_fn("adjoint", EXPVALS)
+    jaxpr = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(f(p))))(params))
+    assert "scan" in jaxpr and scan_walks == []
+
+
 def test_global_phases_in_the_sweep_have_zero_derivative():
     # With the light cone off, the global phases stay in the program: their rows' weights must
     # cancel in every expectation value's derivative.
