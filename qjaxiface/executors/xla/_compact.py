@@ -178,6 +178,12 @@ def _network_tables(network: Sequence[Gate], n: int) -> tuple[np.ndarray, np.nda
         else:
             c, t = bit(gate.controls[0]), bit(gate.axes[0])
             images = images ^ (((images >> c) & 1) << t)
+    return _tables(images, n)
+
+
+def _tables(images: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(hi, lo)`` tables of the GF(2)-linear index map sending bit ``b`` to ``images[b]``:
+    ``2**(n - n//2) + 2**(n//2)`` entries, not ``2**n`` (at n=28, 128 KiB instead of 1 GiB)."""
     h = n // 2
 
     def table(values: np.ndarray, shift: int) -> np.ndarray:
@@ -187,6 +193,26 @@ def _network_tables(network: Sequence[Gate], n: int) -> tuple[np.ndarray, np.nda
         return out.astype(np.int32)
 
     return table(np.arange(2 ** (n - h)), h), table(np.arange(2**h), 0)
+
+
+def _gf2_inverse(images: np.ndarray, n: int) -> np.ndarray:
+    """The images of the single bits under the inverse of the map given by ``images``.
+
+    Gauss-Jordan elimination over GF(2) by columns (column ``b`` of ``M`` is ``images[b]``, a
+    bit mask): the column operations that reduce ``M`` to ``I``, applied to ``I``, build ``X``
+    with ``M X = I``.
+    """
+    cols = [int(x) for x in images]  # M's columns
+    inv = [1 << b for b in range(n)]  # the same operations on I's columns
+    for row in range(n):
+        pivot = next(c for c in range(row, n) if (cols[c] >> row) & 1)  # invertible: exists
+        cols[row], cols[pivot] = cols[pivot], cols[row]
+        inv[row], inv[pivot] = inv[pivot], inv[row]
+        for c in range(n):
+            if c != row and (cols[c] >> row) & 1:
+                cols[c] ^= cols[row]
+                inv[c] ^= inv[row]
+    return np.array(inv, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- values
@@ -333,16 +359,20 @@ def permute(state: Array, hi: Array, lo: Array) -> Array:
 
 
 def inverse_tables(region: Region) -> tuple[np.ndarray, np.ndarray]:
-    """Gather tables that undo each layer's network (its ``dst`` map)."""
+    """Gather tables that undo each layer's network (its ``dst`` map).
+
+    The map is linear over GF(2), so its inverse comes from the ``n`` single-bit images (read
+    off the tables) in ``O(n**2)`` bit operations. Inverting the full ``2**n`` index array
+    instead took 1.4 s of the trace at n=24, L=20 and grew 4x per two qubits.
+    """
     hi, lo = region.src
     n_lo = lo.shape[1].bit_length() - 1
+    n = n_lo + hi.shape[1].bit_length() - 1
     out_hi, out_lo = np.empty_like(hi), np.empty_like(lo)
     for layer in range(hi.shape[0]):
-        src = (hi[layer][:, None] ^ lo[layer][None, :]).reshape(-1)
-        dst = np.empty_like(src)
-        dst[src] = np.arange(src.shape[0], dtype=src.dtype)
-        out_hi[layer] = dst[np.arange(hi.shape[1]) << n_lo]
-        out_lo[layer] = dst[: lo.shape[1]]
+        images = [int(lo[layer][1 << b]) for b in range(n_lo)]
+        images += [int(hi[layer][1 << b]) for b in range(n - n_lo)]
+        out_hi[layer], out_lo[layer] = _tables(_gf2_inverse(np.array(images), n), n)
     return out_hi, out_lo
 
 
