@@ -49,14 +49,19 @@ def replace_section(page: str, heading: str, section: str) -> str:
     return head + section + ("\n" + tail if tail else "")
 
 
-def load_or_measure(render: bool, json_path: str, measure: Callable[[], dict]) -> dict:
-    """The results: read back from ``json_path`` (``render``), or measured and saved there."""
+def save(json_path: str, data: dict) -> None:
+    """Write results to ``json_path``, creating its folder."""
     path = Path(json_path)
-    if render:
-        return json.loads(path.read_text())
-    data = measure()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1))
+
+
+def load_or_measure(render: bool, json_path: str, measure: Callable[[], dict]) -> dict:
+    """The results: read back from ``json_path`` (``render``), or measured and saved there."""
+    if render:
+        return json.loads(Path(json_path).read_text())
+    data = measure()
+    save(json_path, data)
     return data
 
 

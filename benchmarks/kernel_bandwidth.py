@@ -11,6 +11,10 @@ the same bytes into a preallocated array, measured in the same process::
 ``--docs`` replaces the "Kernel bandwidth" section of a Markdown page. Cells: minimum (median)
 over ``--repeats``. Slab passes apply several wires' matrices in one pass: their per-wire time is
 the pass time over the wires it covers.
+
+On an accelerator (JAX's default backend is not the CPU) the reference is the device's own copy
+bandwidth: ``s * c`` in the same loop, with ``c`` a traced 1 so that XLA cannot drop the pass.
+The section is then "Kernel bandwidth on <card>", next to the CPU one.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 from collections.abc import Callable
 
 import jax
-from _sections import load_or_measure, publish
+from _sections import load_or_measure, publish, save
 
 jax.config.update("jax_enable_x64", True)
 
@@ -43,6 +47,14 @@ from qjaxiface.executors.xla._gates import compile_gate  # noqa: E402
 from qjaxiface.executors.xla._kernels import apply_gate  # noqa: E402
 
 SECTION = "## Kernel bandwidth: state-vector passes against a numpy copy"
+DEVICE_SECTION = "## Kernel bandwidth on {card}: state-vector passes against a JAX copy"
+
+
+def heading(machine: dict) -> str:
+    """The section a table of ``machine`` goes under: the CPU's, or one per accelerator."""
+    if machine.get("platform", "cpu") == "cpu":
+        return SECTION
+    return DEVICE_SECTION.format(card=machine["device_kind"])
 
 
 def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -56,7 +68,9 @@ def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
 
 
 def _looped(body: Callable, passes: int) -> Callable:
-    return jax.jit(lambda s, x: jax.lax.fori_loop(0, passes, lambda i, s: body(s, x), s))
+    # The trip count is a runtime value, so that no compiler unrolls the loop and fuses passes.
+    looped = jax.jit(lambda s, x, k: jax.lax.fori_loop(0, k, lambda i, s: body(s, x), s))
+    return lambda s, x: looped(s, x, jnp.asarray(passes))
 
 
 def _unitaries(rng, count: int, dim: int = 2) -> np.ndarray:
@@ -74,8 +88,9 @@ def _ring_region(n: int) -> Region:
 
 def kernels(n: int, dtype, rng) -> dict[str, tuple[Callable, object, object, int]]:
     """name -> (body(state, x), state, x, wires per pass)."""
-    state = rng.normal(size=2**n) + 1j * rng.normal(size=2**n)
-    state = jnp.asarray(state / np.linalg.norm(state), dtype)
+    # Drawn where it lives: at n=28 a host-side draw and transfer takes longer than the passes.
+    state = jax.random.normal(jax.random.key(int(rng.integers(2**31))), (2**n,), dtype)
+    state = state / jnp.linalg.norm(state)
     wire_map = {w: w for w in range(n)}
     out: dict[str, tuple[Callable, object, object, int]] = {}
     u = jnp.asarray(_unitaries(rng, GROUP), dtype)
@@ -119,19 +134,19 @@ def kernels(n: int, dtype, rng) -> dict[str, tuple[Callable, object, object, int
 
 def measure(args) -> dict:
     rows = []
+    head = {"machine": _machine(), "passes": args.passes, "repeats": args.repeats}
     rng = np.random.default_rng(0)
     for n in args.ns:
         for dtype in (jnp.complex128, jnp.complex64):
-            src = np.asarray(rng.normal(size=2**n), dtype=dtype)
-            dst = np.empty_like(src)
-            nbytes = 2 * src.nbytes
-            copy = _timed(lambda src=src, dst=dst: np.copyto(dst, src), args.repeats * 3)
+            nbytes = 2 * 2**n * jnp.dtype(dtype).itemsize
+            name, copy = _copy(n, dtype, args)
             copy_bw = nbytes / min(copy) / 1e9
             rows.append(
                 {
                     "n": n,
                     "dtype": jnp.dtype(dtype).name,
-                    "kernel": "numpy copy (reference)",
+                    "kernel": name,
+                    "reference": True,
                     "wires": 1,
                     "seconds": copy,
                     "gbps": copy_bw,
@@ -155,15 +170,32 @@ def measure(args) -> dict:
                     }
                 )
                 print(_line(rows[-1], copy_bw), flush=True)
-    return {"machine": _machine(), "passes": args.passes, "repeats": args.repeats, "rows": rows}
+            # Saved as it goes: a run cut short by a device lease keeps what it measured.
+            save(args.json, {**head, "rows": rows})
+    return {**head, "rows": rows}
+
+
+def _copy(n: int, dtype, args) -> tuple[str, list[float]]:
+    """The reference pass and its times: a numpy copy on the CPU, a JAX pass on a device."""
+    if jax.default_backend() == "cpu":
+        src = np.ones(2**n, dtype=dtype)
+        dst = np.empty_like(src)
+        return "numpy copy (reference)", _timed(lambda: np.copyto(dst, src), args.repeats * 3)
+    f = _looped(lambda s, c: s * c, args.passes)
+    state, one = jnp.ones(2**n, dtype), jnp.asarray(1, dtype)
+    ts = _timed(lambda: jax.block_until_ready(f(state, one)), args.repeats * 3)
+    return "JAX copy, s * c (reference)", [t / args.passes for t in ts]
 
 
 def _machine() -> dict:
+    device = jax.devices()[0]
     return {
         "cpu": f"{os.cpu_count()}-core CPU ({platform.machine()})",
         "python": platform.python_version(),
         "jax": jax.__version__,
         "devices": [str(d) for d in jax.devices()],
+        "platform": device.platform,
+        "device_kind": device.device_kind,
     }
 
 
@@ -184,15 +216,19 @@ def _itemsize(dtype: str) -> int:
 
 def to_markdown(data: dict) -> str:
     m = data["machine"]
+    if m.get("platform", "cpu") == "cpu":
+        reference = "`numpy.copyto` of the same bytes into a preallocated array"
+    else:
+        reference = "`s * c` (`c` a traced 1) in the same loop on the same device"
     lines = [
-        SECTION,
+        heading(m),
         "",
         f"Generated by `python benchmarks/kernel_bandwidth.py`. Machine: {m['cpu']}, Python "
         f"{m['python']}, JAX {m['jax']}, devices {m['devices']}. Each kernel runs "
         f"{data['passes']} times in one `lax.fori_loop` (no buffer allocated per pass, as inside "
         "a compiled circuit); ms per pass is the minimum (median) over "
         f"{data['repeats']} repeats. GB/s counts one read and one write of the state per pass; "
-        "*of copy* is that over `numpy.copyto` of the same bytes into a preallocated array, "
+        f"*of copy* is that over {reference}, "
         "measured in the same process. A slab pass applies the matrices of several wires at "
         "once, so its time per wire is what a circuit pays; *wire / copy* is that time over the "
         "copy's (lower is better). The adjoint sweep row is per wire of a slab: un-apply from "
@@ -203,7 +239,7 @@ def to_markdown(data: dict) -> str:
     ]
     copy_bw = 0.0
     for row in data["rows"]:
-        if row["kernel"].startswith("numpy copy"):
+        if row.get("reference") or row["kernel"].startswith("numpy copy"):
             copy_bw = row["gbps"]
         lines.append(_line(row, copy_bw))
     return "\n".join(lines) + "\n"
@@ -221,7 +257,7 @@ def main(argv=None) -> None:
     )
     args = parser.parse_args(argv)
     data = load_or_measure(args.render, args.json, lambda: measure(args))
-    publish(to_markdown(data), args.docs, SECTION)
+    publish(to_markdown(data), args.docs, heading(data["machine"]))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ would exceed ``--max-step`` seconds, or its peak memory would exceed ``--max-gb`
 for backprop, a few states more for adjoint methods, TensorCircuit-NG's measured growth). ``--tools tcng --merge`` re-measures
 some tools and merges their cells into the saved results. ``--docs``
 replaces the "Qubit sweep" section of a Markdown page and writes docs/img/qubit_sweep.png.
+
+On an accelerator (JAX's default backend is not the CPU), run ``--tools qjaxiface``: the cells
+record the device's peak memory, ``--max-gb`` bounds that instead of the host's, and the table
+goes to its own section ("Qubit sweep on <card>") and plot. The results file is rewritten after
+every cell, so a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
@@ -40,9 +45,10 @@ import time
 from pathlib import Path
 
 from _circuits import catalyst_sel_step
-from _sections import load_or_measure, publish
+from _sections import load_or_measure, publish, save
 
 SECTION = "## Qubit sweep: steady steps against lightning.qubit, Catalyst and TensorCircuit-NG"
+DEVICE_SECTION = "## Qubit sweep on {card}: steady steps"
 # (tool, method, precision): the columns of the table, in order.
 COLUMNS = (
     ("qjaxiface", "adjoint", "double"),
@@ -78,7 +84,11 @@ def _time(step, w) -> dict:
         jax.block_until_ready(step(w))
         times.append(time.perf_counter() - t)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
-    return {"first": first, "steady": min(times), "steady_all": times, "rss_gb": rss}
+    out = {"first": first, "steady": min(times), "steady_all": times, "rss_gb": rss}
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        out["device_gb"] = (device.memory_stats() or {}).get("peak_bytes_in_use", 0) / 1e9
+    return out
 
 
 STATES_ADJOINT = 8  # complex128 states an adjoint step may hold (measured: 4-5 for ours)
@@ -202,6 +212,7 @@ def _too_big(col, n: int, last: dict | None, args, before: dict | None = None) -
     grow = 2.0 ** (n - last["n"])
     if last["steady"] * grow > args.max_step:
         return f"step would take about {last['steady'] * grow:.0f} s"
+    peak = last.get("device_gb", last["rss_gb"])
     if col[0] == "tcng":
         per_qubit = 2.0**0.5  # until two sizes are measured
         if before is not None and "rss_gb" in before:
@@ -209,10 +220,10 @@ def _too_big(col, n: int, last: dict | None, args, before: dict | None = None) -
             per_qubit = min(2.0, max(1.2, per_qubit))
         need = last["rss_gb"] * per_qubit ** (n - last["n"])
     elif col[1] == "backprop":
-        need = last["rss_gb"] * grow
+        need = peak * grow
     else:
         state_gb = 16 * 2.0**n / 1e9
-        need = last["rss_gb"] + STATES_ADJOINT * state_gb * (1 - 1 / grow)
+        need = peak + STATES_ADJOINT * state_gb * (1 - 1 / grow)
     if need > args.max_gb:
         return f"would need about {need:.0f} GB"
     return None
@@ -220,6 +231,7 @@ def _too_big(col, n: int, last: dict | None, args, before: dict | None = None) -
 
 def measure(args) -> dict:
     rows = []
+    machine = _machine(args)
     for layers in args.layers:
         last: dict[tuple, dict] = {}
         before: dict[tuple, dict] = {}
@@ -241,8 +253,9 @@ def measure(args) -> dict:
                         before[col] = last[col]
                     row["results"][name] = last[col] = result
                 print(f"n={n} L={layers} {name}: {row['results'][name]}", flush=True)
+                save(args.json, {"machine": machine, "rows": [*rows, row]})
             rows.append(row)
-    return {"machine": _machine(args), "rows": rows}
+    return {"machine": machine, "rows": rows}
 
 
 def merged(old: dict, new: dict) -> dict:
@@ -259,14 +272,36 @@ def merged(old: dict, new: dict) -> dict:
 
 
 def _machine(args) -> dict:
-    import jax
-
+    # A subprocess, so that this process leaves the accelerator's memory to the workers.
+    probe = (
+        "import jax, json; d = jax.devices()[0]; print(json.dumps([jax.__version__, "
+        "[str(x) for x in jax.devices()], d.platform, d.device_kind]))"
+    )
+    out = subprocess.run([args.python, "-c", probe], capture_output=True, text=True, check=True)
+    version, devices, kind_of_platform, kind = json.loads(out.stdout.strip().splitlines()[-1])
     return {
         "cpu": f"{os.cpu_count()}-core CPU ({platform.machine()})",
         "python": platform.python_version(),
-        "jax": jax.__version__,
-        "devices": [str(d) for d in jax.devices()],
+        "jax": version,
+        "devices": devices,
+        "platform": kind_of_platform,
+        "device_kind": kind,
     }
+
+
+def _on_device(data: dict) -> bool:
+    return data["machine"].get("platform", "cpu") != "cpu"
+
+
+def heading(data: dict) -> str:
+    """The section a table goes under: the CPU's, or one per accelerator."""
+    if not _on_device(data):
+        return SECTION
+    return DEVICE_SECTION.format(card=data["machine"]["device_kind"])
+
+
+def plot_name(data: dict) -> str:
+    return "qubit_sweep_gpu.png" if _on_device(data) else "qubit_sweep.png"
 
 
 # --------------------------------------------------------------------------- report
@@ -282,36 +317,53 @@ def _cell(result: dict | None) -> str:
 
 def to_markdown(data: dict) -> str:
     m = data["machine"]
-    head = ["n", "L"] + ["/".join(c) for c in COLUMNS] + ["ours adj. first call (s)"]
-    head += ["ours adj. peak RSS (GB)", "lightning / ours", "Catalyst / ours", "TC-NG / ours"]
-    lines = [
-        SECTION,
-        "",
+    device = _on_device(data)
+    # On an accelerator only qjaxiface runs: the CPU peers' columns would stay empty.
+    columns = [c for c in COLUMNS if c[0] == "qjaxiface"] if device else list(COLUMNS)
+    peers = () if device else ("lightning", "catalyst", "tcng")
+    memory = "device" if device else "rss"
+    head = ["n", "L"] + ["/".join(c) for c in columns] + ["ours adj. first call (s)"]
+    head += ["ours adj. peak device memory (GB)" if device else "ours adj. peak RSS (GB)"]
+    head += [
+        {"lightning": "lightning / ours", "catalyst": "Catalyst / ours"}.get(p, "TC-NG / ours")
+        for p in peers
+    ]
+    text = (
         f"Generated by `python benchmarks/qubit_sweep.py`. Machine: {m['cpu']}, Python "
         f"{m['python']}, JAX {m['jax']}, devices {m['devices']}. Steady seconds per "
         "`jit(grad)` step (minimum over up to 5 steps) of StronglyEntanglingLayers(n, L), "
-        "`expval(Z(0))`, x64, one fresh process per cell, tools alternating. *X / ours*: the "
-        "peer's step over qjaxiface's adjoint step (higher is better for qjaxiface). "
-        "`skipped`: extrapolated past the step or memory budget; `failed`: the worker failed "
-        "or ran past `--timeout` (TensorCircuit-NG at L=20: its first call, contraction search "
-        "and compile, did not finish in 30 minutes).",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
+        "`expval(Z(0))`, x64, one fresh process per cell"
+    )
+    if device:
+        text += (
+            f", on the {m['device_kind']}; *single* runs the state in complex64. Peak device "
+            "memory is the allocator's `peak_bytes_in_use`. `skipped`: extrapolated past the "
+            "step or memory budget; `failed`: the worker failed or ran past `--timeout`."
+        )
+    else:
+        text += (
+            ", tools alternating. *X / ours*: the peer's step over qjaxiface's adjoint step "
+            "(higher is better for qjaxiface). `skipped`: extrapolated past the step or memory "
+            "budget; `failed`: the worker failed or ran past `--timeout` (TensorCircuit-NG at "
+            "L=20: its first call, contraction search and compile, did not finish in 30 minutes)."
+        )
+    lines = [heading(data), "", text, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in data["rows"]:
         res = row["results"]
         ours = res.get("qjaxiface/adjoint/double", {})
         cells = [str(row["n"]), str(row["layers"])]
-        cells += [_cell(res.get("/".join(c))) for c in COLUMNS]
+        cells += [_cell(res.get("/".join(c))) for c in columns]
         cells += [f"{ours['first']:.1f}" if "first" in ours else "-"]
-        cells += [f"{ours['rss_gb']:.2f}" if "rss_gb" in ours else "-"]
-        for peer in ("lightning/adjoint/double", "catalyst/adjoint/double", "tcng/backprop/double"):
-            other = res.get(peer, {})
+        peak = ours.get(f"{memory}_gb")
+        cells += [f"{peak:.2f}" if peak is not None else "-"]
+        for peer in peers:
+            other = res.get(
+                {"tcng": "tcng/backprop/double"}.get(peer, f"{peer}/adjoint/double"), {}
+            )
             ok = "steady" in other and "steady" in ours
             cells.append(f"{other['steady'] / ours['steady']:.2f}x" if ok else "-")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "![steady step vs qubits](img/qubit_sweep.png)"]
+    lines += ["", f"![steady step vs qubits](img/{plot_name(data)})"]
     return "\n".join(lines) + "\n"
 
 
@@ -389,9 +441,9 @@ def main(argv=None) -> None:
         data = load_or_measure(False, args.json, lambda: merged(previous, measure(args)))
     else:
         data = load_or_measure(args.render, args.json, lambda: measure(args))
-    page = publish(to_markdown(data), args.docs, SECTION)
+    page = publish(to_markdown(data), args.docs, heading(data))
     if page is not None:
-        plot(data, page.parent / "img" / "qubit_sweep.png")
+        plot(data, page.parent / "img" / plot_name(data))
 
 
 if __name__ == "__main__":
