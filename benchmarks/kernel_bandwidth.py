@@ -152,6 +152,20 @@ def measure(args) -> dict:
                     "gbps": copy_bw,
                 }
             )
+            if jax.default_backend() != "cpu":
+                # The same pass as its own call, into a new buffer: whether the loop costs.
+                ts = _one_call_copy(n, dtype, args)
+                rows.append(
+                    {
+                        "n": n,
+                        "dtype": jnp.dtype(dtype).name,
+                        "kernel": "JAX copy, s * c, one call per pass",
+                        "wires": 1,
+                        "seconds": ts,
+                        "gbps": nbytes / min(ts) / 1e9,
+                    }
+                )
+                print(_line(rows[-1], copy_bw), flush=True)
             for name, (body, state, x, wires) in kernels(n, dtype, rng).items():
                 f = _looped(body, args.passes)
                 ts = _timed(lambda f=f, s=state, x=x: jax.block_until_ready(f(s, x)), args.repeats)
@@ -185,6 +199,12 @@ def _copy(n: int, dtype, args) -> tuple[str, list[float]]:
     state, one = jnp.ones(2**n, dtype), jnp.asarray(1, dtype)
     ts = _timed(lambda: jax.block_until_ready(f(state, one)), args.repeats * 3)
     return "JAX copy, s * c (reference)", [t / args.passes for t in ts]
+
+
+def _one_call_copy(n: int, dtype, args) -> list[float]:
+    f = jax.jit(lambda s, c: s * c)
+    state, one = jnp.ones(2**n, dtype), jnp.asarray(1, dtype)
+    return _timed(lambda: jax.block_until_ready(f(state, one)), args.repeats * 3)
 
 
 def _machine() -> dict:
