@@ -140,31 +140,12 @@ def measure(args) -> dict:
         for dtype in (jnp.complex128, jnp.complex64):
             nbytes = 2 * 2**n * jnp.dtype(dtype).itemsize
             name, copy = _copy(n, dtype, args)
-            copy_bw = nbytes / min(copy) / 1e9
-            rows.append(
-                {
-                    "n": n,
-                    "dtype": jnp.dtype(dtype).name,
-                    "kernel": name,
-                    "reference": True,
-                    "wires": 1,
-                    "seconds": copy,
-                    "gbps": copy_bw,
-                }
-            )
+            rows.append({**_row(n, dtype, name, copy, 1, nbytes), "reference": True})
+            copy_bw = rows[-1]["gbps"]
             if jax.default_backend() != "cpu":
                 # The same pass as its own call, into a new buffer: whether the loop costs.
                 ts = _one_call_copy(n, dtype, args)
-                rows.append(
-                    {
-                        "n": n,
-                        "dtype": jnp.dtype(dtype).name,
-                        "kernel": "JAX copy, s * c, one call per pass",
-                        "wires": 1,
-                        "seconds": ts,
-                        "gbps": nbytes / min(ts) / 1e9,
-                    }
-                )
+                rows.append(_row(n, dtype, "JAX copy, s * c, one call per pass", ts, 1, nbytes))
                 print(_line(rows[-1], copy_bw), flush=True)
             for name, (body, state, x, wires) in kernels(n, dtype, rng).items():
                 f = _looped(body, args.passes)
@@ -173,16 +154,7 @@ def measure(args) -> dict:
                 if name.startswith("adjoint"):
                     per_pass = [t / wires for t in per_pass]  # one sweep: 2 layers of n wires
                     wires = 1
-                rows.append(
-                    {
-                        "n": n,
-                        "dtype": jnp.dtype(dtype).name,
-                        "kernel": name,
-                        "wires": wires,
-                        "seconds": per_pass,
-                        "gbps": nbytes / min(per_pass) / 1e9,
-                    }
-                )
+                rows.append(_row(n, dtype, name, per_pass, wires, nbytes))
                 print(_line(rows[-1], copy_bw), flush=True)
             # Saved as it goes: a run cut short by a device lease keeps what it measured.
             save(args.json, {**head, "rows": rows})
@@ -205,6 +177,18 @@ def _one_call_copy(n: int, dtype, args) -> list[float]:
     f = jax.jit(lambda s, c: s * c)
     state, one = jnp.ones(2**n, dtype), jnp.asarray(1, dtype)
     return _timed(lambda: jax.block_until_ready(f(state, one)), args.repeats * 3)
+
+
+def _row(n: int, dtype, kernel: str, seconds: list[float], wires: int, nbytes: int) -> dict:
+    """One table row: ``seconds`` per pass, ``nbytes`` moved per pass."""
+    return {
+        "n": n,
+        "dtype": jnp.dtype(dtype).name,
+        "kernel": kernel,
+        "wires": wires,
+        "seconds": seconds,
+        "gbps": nbytes / min(seconds) / 1e9,
+    }
 
 
 def _machine() -> dict:

@@ -229,7 +229,9 @@ def _too_big(col, n: int, last: dict | None, args, before: dict | None = None) -
     return None
 
 
-def measure(args) -> dict:
+def measure(args, previous: dict | None = None) -> dict:
+    """Every cell of the sweep; with ``previous`` (``--merge``), the cells measured so far are
+    saved merged into it, so that a run cut short loses none of the old ones."""
     rows = []
     machine = _machine(args)
     for layers in args.layers:
@@ -253,7 +255,8 @@ def measure(args) -> dict:
                         before[col] = last[col]
                     row["results"][name] = last[col] = result
                 print(f"n={n} L={layers} {name}: {row['results'][name]}", flush=True)
-                save(args.json, {"machine": machine, "rows": [*rows, row]})
+                partial = {"machine": machine, "rows": [*rows, row]}
+                save(args.json, merged(previous, partial) if previous else partial)
             rows.append(row)
     return {"machine": machine, "rows": rows}
 
@@ -438,7 +441,7 @@ def main(argv=None) -> None:
         return
     if args.merge:
         previous = json.loads(Path(args.json).read_text())
-        data = load_or_measure(False, args.json, lambda: merged(previous, measure(args)))
+        data = load_or_measure(False, args.json, lambda: merged(previous, measure(args, previous)))
     else:
         data = load_or_measure(args.render, args.json, lambda: measure(args))
     page = publish(to_markdown(data), args.docs, heading(data))
