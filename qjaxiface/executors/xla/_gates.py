@@ -138,14 +138,17 @@ def _ising(pauli2):
     return fn
 
 
-def _on_01_10(block):
+def _on_01_10(block, outer=None):
     """A two-wire gate that is ``block(p)`` on ``|01>, |10>`` and the identity elsewhere
-    (SingleExcitation, IsingXY): one closed form for every such gate, where PennyLane's
-    matrix of each rebuilt op was its own dozens of operations."""
+    (SingleExcitation, IsingXY, PSWAP), or the phase ``outer(p)`` on ``|00>, |11>``
+    (SingleExcitationPlus/Minus): one closed form for every such gate, where PennyLane's
+    matrix of each rebuilt op was its own dozens of operations (and was traced per op, not
+    once per formula)."""
 
     def fn(p):
         u = block(p)
-        one, zero = jnp.ones((), u.dtype), jnp.zeros((), u.dtype)
+        zero = jnp.zeros((), u.dtype)
+        one = jnp.ones((), u.dtype) if outer is None else as_complex(outer(p))
         return jnp.stack(
             [
                 jnp.stack([one, zero, zero, zero]),
@@ -156,6 +159,11 @@ def _on_01_10(block):
         )
 
     return fn
+
+
+def _swap_phase(p):
+    e = jnp.exp(1j * p[0])
+    return _mat2(0, e, e, 0)
 
 
 def _parity_signs(k: int) -> np.ndarray:
@@ -191,7 +199,6 @@ _CONST_DIAG = {
     "S": [1, 1j],
     "T": [1, np.exp(0.25j * np.pi)],
     "CZ": [1, 1, 1, -1],
-    "CCZ": [1, 1, 1, 1, 1, 1, 1, -1],
 }
 # One fn per constant gate, so that equal gates share one value (``GateValues``) and compare
 # equal (``_repeat.signature``).
@@ -210,6 +217,9 @@ _PARAM_GATES: dict[str, tuple[str, MatrixFn, int]] = {
     "IsingYY": ("matrix", _ising("YY"), 1),
     "IsingXY": ("matrix", _on_01_10(lambda p: _rx([-p[0]])), 1),
     "SingleExcitation": ("matrix", _on_01_10(_ry), 1),
+    "SingleExcitationPlus": ("matrix", _on_01_10(_ry, lambda p: jnp.exp(0.5j * p[0])), 1),
+    "SingleExcitationMinus": ("matrix", _on_01_10(_ry, lambda p: jnp.exp(-0.5j * p[0])), 1),
+    "PSWAP": ("matrix", _on_01_10(_swap_phase), 1),
 }
 # name -> (number of control wires, base gate name); the targets are the remaining wires.
 _CONTROLLED = {
@@ -218,6 +228,7 @@ _CONTROLLED = {
     "CY": (1, "PauliY"),
     "CH": (1, "Hadamard"),
     "CSWAP": (1, "SWAP"),
+    "CCZ": (2, "PauliZ"),
     "CRX": (1, "RX"),
     "CRY": (1, "RY"),
     "CRZ": (1, "RZ"),

@@ -14,15 +14,20 @@ target ``t``, ``v[2 x_p + x_q] s[x]`` for a diagonal on wires ``p, q`` (``p = q`
 and for a global phase, whose four values are equal), where the controls hold. ``lax.switch``
 over the wires picks the target's kernel, one pass over the state as a ``(2**t, 2, rest)``
 view: at most ``n + 2`` kernels to compile, whatever the number of gates, and only those the
-stretch uses (``_static``; a switch traces and compiles every branch it is given). The last
-kernel is a generic one that reads the partner amplitudes with a gather, for the
-two-wire gates that are one 2x2 matrix on the pairs ``x, x ^ (bit_p | bit_q)``: on every pair
-(IsingXX) or where ``x_p != x_q`` (SWAP, CSWAP, IsingXY, SingleExcitation, ISWAP, SISWAP); its
-row reads four entries of the gate's 4x4 matrix. A view per pair of wires would be ``n**2``
+stretch uses (``_static``; a switch traces and compiles every branch it is given). The pair
+kernel reads the partner amplitudes with a gather, for the two-wire gates that are one 2x2
+matrix on the pairs ``x, x ^ (bit_p | bit_q)``: on every pair (IsingXX) or where
+``x_p != x_q`` (SWAP, CSWAP, IsingXY, SingleExcitation, PSWAP, ISWAP, SISWAP); its row reads
+four entries of the gate's 4x4 matrix. A view per pair of wires would be ``n**2``
 kernels, and three rows (the matrix between two CNOTs) three passes. Against stretches split at
 every such gate (random circuits of CRX, SingleExcitation, IsingXX, SWAP, RY and IsingXY,
 adjoint, 5 layers): first calls 0.3x at n=8-12; steps 0.85x at n=8, 1.0x at n=10 and 0.9x at
 n=12 once the weights below took one pass (before: 1.25x and 1.35x).
+
+Any other two-wire matrix (IsingYY, a two-wire ``QubitUnitary``, SingleExcitationPlus/Minus,
+...) is a row of the dense kernel (``n + 2``): all 16 entries of the 4x4 matrix, each amplitude
+reading its three partners ``x ^ bit_p``, ``x ^ bit_q``, ``x ^ (bit_p | bit_q)`` by gathers. A
+stretch that holds such a row carries 16 values per row instead of 4.
 
 On up to ``GATHER_WIRES`` wires, one-wire matrices run on the generic kernel too (the pairs
 ``x, x ^ bit_t``), so that a stretch compiles two kernels instead of ``n + 2``: random
@@ -96,12 +101,13 @@ class Interp:
         ids: gate indices in the program, in circuit order.
         rows: the static table, one row per gate (``row_of``), int32 columns: the kernel's
             branch (the target axis, ``n`` for a diagonal, ``n + 1`` for a pair of bits or,
-            on up to ``GATHER_WIRES`` wires, a one-wire matrix with ``p = q = t``), the
+            on up to ``GATHER_WIRES`` wires, a one-wire matrix with ``p = q = t``; ``n + 2``
+            for a dense two-wire matrix on the bits ``p``, ``q``), the
             shifts of the bits ``p``, ``q`` and ``t`` in the flat index, the control mask, the
             control values under the mask, 1 for a diagonal, and 1 for a pair kernel that acts
             where ``x_p != x_q`` alone.
-        cols: per row, the four entries of its gate's value it reads (``table``; None: a bit
-            flip, a constant).
+        cols: per row, the four entries of its gate's value it reads (all 16 for a dense
+            row; ``table``; None: a bit flip, a constant).
     """
 
     ids: tuple[int, ...]
@@ -120,6 +126,13 @@ class Interp:
 _VALUE = (0, 1, 2, 3)
 _OUTER = (0, 3, 12, 15)  # G = CNOT(a, b) (U ⊗ I) CNOT(a, b): U = G on |00>, |11>
 _INNER = (5, 6, 9, 10)  # G acts on |01>, |10> alone: U = G there
+_DENSE = tuple(range(16))  # every entry, row-major: G[i, j] at 4 i + j
+# Rows of a stretch that holds a dense row carry 16 values: the others read their 4 and pad.
+_PADDING = (0,) * 12
+# What un-applies a row, as a permutation of its 16 values: the transposed 4x4 matrix (dense
+# rows), or the transposed 2x2 matrix in the first four (the others).
+_TRANSPOSE_DENSE = np.array([4 * (k % 4) + k // 4 for k in range(16)], dtype=np.int32)
+_TRANSPOSE_PADDED = np.array([0, 2, 1, 3, *range(4, 16)], dtype=np.int32)
 # Two-wire gates that are one 2x2 matrix ``U`` on pairs of amplitudes that differ in both
 # bits: every pair (``_OUTER``: ``CNOT(a, b) (U ⊗ I) CNOT(a, b)``), or the pair
 # ``|01>, |10>`` alone (``_INNER``).
@@ -127,6 +140,7 @@ _PAIR_GATES = {
     "IsingXX": _OUTER,
     "IsingXY": _INNER,
     "SingleExcitation": _INNER,
+    "PSWAP": _INNER,
     "ISWAP": _INNER,
     "SISWAP": _INNER,
 }
@@ -152,8 +166,11 @@ def row_of(gate: Gate, n: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]
         return (n, shift[axes[0]], shift[axes[1]], 0, mask, want, 1, 0), _VALUE
     if gate.kind == "phase":  # a diagonal of one value, read at any bit
         return (n, 0, 0, 0, mask, want, 1, 0), _VALUE
-    if len(axes) != 2 or not (gate.kind == "swap" or gate.name in _PAIR_GATES):
+    if len(axes) != 2 or gate.kind not in ("swap", "matrix"):
         return None
+    if gate.kind == "matrix" and gate.name not in _PAIR_GATES:
+        # The dense kernel: any 4x4 matrix, three partners per amplitude.
+        return (n + 2, shift[axes[0]], shift[axes[1]], 0, mask, want, 0, 0), _DENSE
     # The pair kernel: a 2x2 matrix on the amplitudes x, x ^ (bit_a | bit_b), on every pair
     # (``_OUTER``) or on those with x_a != x_b (``_INNER``; a SWAP: a bit flip there).
     cols = None if gate.kind == "swap" else _PAIR_GATES[gate.name]
@@ -213,9 +230,10 @@ def table(interp: Interp, gates: Sequence[Gate], values: GateValues, tangent: bo
     """The rows' values ``(len(ids), 4)``: a matrix flattened, a one-wire diagonal as
     ``[d0, 0, 0, d1]`` (a global phase as ``[g, 0, 0, g]``), a two-wire diagonal as is, four
     entries of a two-wire matrix (``row_of``), a bit flip ``[0, 1, 1, 0]`` (zeros for
-    ``tangent``: ``values`` are then tangents). One gather per gate formula
-    (``GateValues.blocks``) and one for the rows, so reverse mode scatters into each formula
-    whole."""
+    ``tangent``: ``values`` are then tangents). ``(len(ids), 16)`` where a row is dense
+    (``_wide``): its 4x4 matrix flattened, the other rows' four values then padding. One gather
+    per gate formula (``GateValues.blocks``) and one for the rows, so reverse mode scatters
+    into each formula whole."""
     blocks, row_of_gate = values.blocks(interp.ids)
     # 16 entries per gate only where a 4x4 matrix is read from: the tables are per gate, and
     # the adjoint rule keeps them (and their cotangents) alive across the sweep.
@@ -229,8 +247,15 @@ def table(interp: Interp, gates: Sequence[Gate], values: GateValues, tangent: bo
     end = sum(int(b.shape[0]) for b in flat[:-1])
     where = [end if c is None else row_of_gate[i] for i, c in zip(interp.ids, interp.cols)]
     cols = [_VALUE if c is None else c for c in interp.cols]
+    if _wide(interp):
+        cols = [c if c == _DENSE else c + _PADDING for c in cols]
     order = np.array(where, dtype=np.int32)[:, None]
     return jnp.concatenate(flat)[order, np.array(cols, dtype=np.int32)]
+
+
+def _wide(interp: Interp) -> bool:
+    """Whether the stretch holds a dense row, so that every row carries 16 values."""
+    return _DENSE in interp.cols
 
 
 def _padded(block: Array, width: int) -> Array:
@@ -307,12 +332,40 @@ def _selection(idx: Array, row: Array) -> Array:
     return 2 * ((idx >> row[1]) & 1) + ((idx >> row[2]) & 1)
 
 
+def _pick(sel: Array, values: Sequence[Array]) -> Array:
+    """``values[sel]`` per amplitude, for four scalars: selects XLA fuses into the pass."""
+    a, b, c, d = values
+    return jnp.where(sel == 0, a, jnp.where(sel == 1, b, jnp.where(sel == 2, c, d)))
+
+
 def _diag_kernel(n: int):
     def apply(s, v, row):
         idx = _indices(n)
-        sel = _selection(idx, row)
-        d = jnp.where(sel == 0, v[0], jnp.where(sel == 1, v[1], jnp.where(sel == 2, v[2], v[3])))
+        d = _pick(_selection(idx, row), [v[0], v[1], v[2], v[3]])
         return jnp.where(_mask(idx, row), d * s, s)
+
+    return apply
+
+
+def _flips(row: Array) -> tuple:
+    """The index flips to an amplitude's partners in a two-wire row, by ``f = 0..3``: the
+    partner of selection ``sel`` (``_selection``) has selection ``sel ^ f``."""
+    p, q = 1 << row[1], 1 << row[2]
+    return (0, q, p, p | q)
+
+
+def _dense_kernel(n: int):
+    """Apply a row's 4x4 matrix ``G`` (16 values, row-major) on the bits ``p``, ``q``:
+    ``new[x] = Σ_f G[sel, sel ^ f] s[x ^ flip_f]``, one pass with three gathers."""
+
+    def apply(s, v, row):
+        idx = _indices(n)
+        sel = _selection(idx, row)
+        out = _pick(sel, [v[5 * i] for i in range(4)]) * s
+        for f, flip in enumerate(_flips(row)[1:], start=1):
+            coeff = _pick(sel, [v[4 * i + (i ^ f)] for i in range(4)])
+            out = out + coeff * s[idx ^ flip]
+        return jnp.where(_mask(idx, row), out, s)
 
     return apply
 
@@ -351,7 +404,9 @@ def _branch(branch: int, n: int):
         return _matrix_kernel(branch, n), _matrix_weights(branch, n)
     if branch == n:
         return _diag_kernel(n), _diag_weights(n)
-    return _pair_kernel(n), _pair_weights(n)
+    if branch == n + 1:
+        return _pair_kernel(n), _pair_weights(n)
+    return _dense_kernel(n), _dense_weights(n)
 
 
 @jax.custom_jvp
@@ -415,6 +470,33 @@ def _pair_weights(n: int):
     return weigh
 
 
+def _dense_weights(n: int):
+    def weigh(ket, bras, row):
+        idx = _indices(n)
+        sel, on = _selection(idx, row), _mask(idx, row)
+        # The weight of G[i, j] sums bra[x] ket[x ^ flip_(i ^ j)] over the amplitudes of
+        # selection i.
+        prods = [bras * (ket if f == 0 else ket[idx ^ flip]) for f, flip in enumerate(_flips(row))]
+        classes = [on & (sel == i) for i in range(4)]
+        pairs = [(prods[i ^ j], classes[i]) for i in range(4) for j in range(4)]
+        return _class_sums(*zip(*pairs))
+
+    return weigh
+
+
+def _padded_weights(weigh, width: int):
+    """``weigh`` with its ``(m, 4)`` weights padded with zeros to ``(m, width)``: the padding
+    values of a wide stretch's rows (``table``) get no weight."""
+    if width == 4:
+        return weigh
+
+    def padded(ket, bras, row):
+        w = weigh(ket, bras, row)
+        return jnp.concatenate([w, jnp.zeros((w.shape[0], width - 4), w.dtype)], axis=1)
+
+    return padded
+
+
 def run_interp(state: Array, interp: Interp, vals: Array) -> Array:
     """The state after the stretch (``vals``: ``table``)."""
     n = num_wires_of(state)
@@ -432,7 +514,7 @@ def run_interp(state: Array, interp: Interp, vals: Array) -> Array:
 
 def adjoint_interp(ket: Array, bras: Array, interp: Interp, vals: Array):
     """Sweep the stretch backwards: (ket before it, bras before it, weights ``(len(ids), m,
-    4)`` with ``Σ_k W[g, r, k] dV[g, k] = <bra_r| dU_g |ket>`` at gate ``g``).
+    4)`` (16 where the stretch holds a dense row) with ``Σ_k W[g, r, k] dV[g, k] = <bra_r| dU_g |ket>`` at gate ``g``).
 
     The bras are carried conjugated (``_adjoint.adjoint_jvp``): un-applying ``U`` from them
     applies ``U^T``, from the ket ``U†`` (for a diagonal, the transpose is itself).
@@ -441,7 +523,16 @@ def adjoint_interp(ket: Array, bras: Array, interp: Interp, vals: Array):
     used, static = _static(interp)
     kernels, weighers = zip(*(_branch(b, n) for b in used))
     diag = (static[:, 6] == 1)[:, None]
-    transposed = jnp.where(diag, vals, vals[:, _SWAP_OFF])
+    if _wide(interp):
+        dense = np.array([c == _DENSE for c in interp.cols])[:, None]
+        weighers = tuple(
+            w if b == n + 2 else _padded_weights(w, 16) for b, w in zip(used, weighers)
+        )
+        transposed = jnp.where(
+            dense, vals[:, _TRANSPOSE_DENSE], jnp.where(diag, vals, vals[:, _TRANSPOSE_PADDED])
+        )
+    else:
+        transposed = jnp.where(diag, vals, vals[:, _SWAP_OFF])
     dagger = jnp.conj(transposed)
 
     def body(carry, x):

@@ -76,12 +76,14 @@ def test_weighted_sum_of_tangents_differentiates_like_the_per_gate_sum():
 
 
 def test_closed_forms_of_two_wire_excitations_equal_pennylane():
-    """IsingXY and SingleExcitation: one closed form each (batched over a program's gates),
-    against PennyLane's matrices, at angles of both signs and under ``vmap``."""
+    """IsingXY, SingleExcitation(Plus/Minus) and PSWAP: one closed form each (batched over a
+    program's gates), against PennyLane's matrices, at angles of both signs and under
+    ``vmap``."""
     from qjaxiface.executors.xla._gates import compile_gate
 
     angles = np.array([-2.3, -0.4, 0.0, 0.7, 3.1])
-    for kind in (qml.IsingXY, qml.SingleExcitation):
+    kinds = (qml.IsingXY, qml.SingleExcitation, qml.SingleExcitationPlus)
+    for kind in (*kinds, qml.SingleExcitationMinus, qml.PSWAP):
         gate = compile_gate(kind(0.1, [0, 1]), {0: 0, 1: 1})
         assert gate.closed_form
         got = jax.vmap(lambda a, fn=gate.fn: fn([a]))(jnp.asarray(angles))

@@ -21,12 +21,24 @@ from qjaxiface.executors.xla import (
     xla_execute,
 )
 from qjaxiface.executors.xla._gates import compile_gate
-from qjaxiface.executors.xla._interp import MIN_GATES, Interp, row_of
+from qjaxiface.executors.xla._interp import _DENSE, MIN_GATES, Interp, row_of
 from qjaxiface.executors.xla._simulate import TapeProgram
 
 N = 5
+# A Hermitian 4x4 generator: ``QubitUnitary(expm(i p H))`` is a two-wire matrix whose 16
+# entries all depend on the traced angle.
+_H4 = np.array(
+    [[1.0, 0.5, 0, 0.2j], [0.5, -0.3, 0.7, 0], [0, 0.7, 0.4, -0.6j], [-0.2j, 0, 0.6j, -1.1]]
+)
+
+
+def _unitary(p):
+    return jax.scipy.linalg.expm(1j * p * jnp.asarray(_H4))
+
+
 # Every kind of row: controlled one-wire matrices (with zero-valued controls too), one- and
-# two-wire diagonals with and without controls, bit flips, constant and parametrized gates.
+# two-wire diagonals with and without controls, bit flips, constant and parametrized gates,
+# pair rows and dense two-wire matrices (closed form, PennyLane's matrix, a QubitUnitary).
 KINDS = [
     lambda p, a, b, c: qml.CRX(p, [a, b]),
     lambda p, a, b, c: qml.CRY(p, [b, a]),
@@ -43,6 +55,7 @@ KINDS = [
     lambda p, a, b, c: qml.CZ([a, c]),
     lambda p, a, b, c: qml.CNOT([b, a]),
     lambda p, a, b, c: qml.Toffoli([a, b, c]),
+    lambda p, a, b, c: qml.CCZ([c, b, a]),
     lambda p, a, b, c: qml.MultiControlledX(wires=[c, a, b], control_values=[0, 1]),
     lambda p, a, b, c: qml.CY([c, b]),
     lambda p, a, b, c: qml.Hadamard(a),
@@ -56,19 +69,27 @@ KINDS = [
     lambda p, a, b, c: qml.SingleExcitation(p, [b, a]),
     lambda p, a, b, c: qml.ISWAP([c, b]),
     lambda p, a, b, c: qml.SISWAP([a, c]),
+    lambda p, a, b, c: qml.IsingYY(p, [b, c]),
+    lambda p, a, b, c: qml.PSWAP(p, [c, a]),
+    lambda p, a, b, c: qml.SingleExcitationPlus(p, [a, b]),
+    lambda p, a, b, c: qml.SingleExcitationMinus(p, [c, b]),
+    lambda p, a, b, c: qml.FermionicSWAP(p, [b, a]),
+    lambda p, a, b, c: qml.QubitUnitary(_unitary(p), [c, b]),
 ]
+# A gate no row runs: it splits a stretch.
+BREAKER = lambda wires: qml.MultiRZ(0.7, wires)  # noqa: E731
 
 
 def random_ops(params, seed: int = 0, breaker: bool = True) -> list:
-    """One gate per parameter, of a random kind on random wires (no pattern repeats), with an
-    IsingYY (a two-wire matrix the interpreter cannot run) in the middle when ``breaker``."""
+    """One gate per parameter, of a random kind on random wires (no pattern repeats), with a
+    ``BREAKER`` in the middle when ``breaker``."""
     rng = np.random.default_rng(seed)
     ops = [qml.Hadamard(w) for w in range(N)]
     for j, p in enumerate(params):
         a, b, c = (int(w) for w in rng.choice(N, 3, replace=False))
         ops.append(KINDS[int(rng.integers(len(KINDS)))](p, a, b, c))
         if breaker and j == len(params) // 2:
-            ops.append(qml.IsingYY(0.7, [0, 3]))
+            ops.append(BREAKER([0, 1, 3]))
     return ops
 
 
@@ -119,7 +140,14 @@ def test_rows_cover_the_interpretable_gates(monkeypatch):
     assert rows(qml.SWAP([1, 3])) == [(n + 1, 2, 0, 0, 0, 0, 0, 1)]
     assert rows(qml.CSWAP([0, 1, 3])) == [(n + 1, 2, 0, 0, 8, 8, 0, 1)]
     assert rows(qml.SingleExcitation(0.1, [3, 1])) == [(n + 1, 0, 2, 0, 0, 0, 0, 1)]
-    for op in [qml.IsingYY(0.1, [0, 1]), qml.CCZ([0, 1, 2]), qml.MultiRZ(0.1, [0, 1, 2])]:
+    assert rows(qml.PSWAP(0.1, [3, 1])) == [(n + 1, 0, 2, 0, 0, 0, 0, 1)]
+    # Any other two-wire matrix: the dense kernel, reading all 16 entries.
+    dense = [qml.IsingYY(0.1, [3, 1]), qml.QubitUnitary(np.eye(4), [3, 1])]
+    dense += [qml.SingleExcitationPlus(0.1, [3, 1]), qml.FermionicSWAP(0.1, [3, 1])]
+    for op in dense:
+        assert row_of(compile_gate(op, axis_of), n) == ((n + 2, 0, 2, 0, 0, 0, 0, 0), _DENSE)
+    assert rows(qml.CCZ([3, 0, 1])) == [(n, 2, 2, 2, 9, 9, 1, 0)]  # Z on wire 1 under 3, 0
+    for op in [BREAKER([0, 1, 2]), qml.DoubleExcitation(0.1, range(4))]:
         assert rows(op) is None
 
 
@@ -184,6 +212,49 @@ def test_adjoint_jacobian_equals_default_qubit(matrix_kernel):
     got = jax.jit(jax.jacobian(_vector_fn("adjoint", EXPVALS)))(params)
     ref = jax.jit(jax.jacobian(_vector_fn(None, EXPVALS)))(params)
     np.testing.assert_allclose(got, ref, atol=1e-10)
+
+
+# Closed forms, PennyLane's matrix of the rebuilt op (FermionicSWAP), a QubitUnitary; an RY.
+DENSE_KINDS = [
+    lambda p, a, b: qml.IsingYY(p, [a, b]),
+    lambda p, a, b: qml.SingleExcitationMinus(p, [b, a]),
+    lambda p, a, b: qml.FermionicSWAP(p, [a, b]),
+    lambda p, a, b: qml.QubitUnitary(_unitary(p), [a, b]),
+    lambda p, a, b: qml.RY(p, b),
+]
+
+
+def _dense_tape(params, measurements):
+    """Two-wire matrices (``DENSE_KINDS``) with an RY after every fourth: a stretch of mostly
+    dense rows."""
+    ops = [qml.Hadamard(w) for w in range(N)]
+    for j, p in enumerate(params):
+        ops.append(DENSE_KINDS[j % 5](p, j % N, (j + 2) % N))
+    return preprocess(qml.tape.QuantumScript(ops, measurements))
+
+
+def test_two_wire_matrices_run_on_the_dense_kernel():
+    params = jnp.asarray(np.random.default_rng(8).uniform(-np.pi, np.pi, MIN_GATES + 4))
+    (interp,) = _interps(_dense_tape(params, EXPVALS))
+    dense = [row for row, cols in zip(interp.rows, interp.cols) if cols == _DENSE]
+    assert len(dense) == sum(j % 5 != 4 for j in range(len(params)))
+    assert all(row[0] == N + 2 for row in dense)
+
+    tape = _dense_tape(params, [qml.state()])
+    leaves = tuple(jnp.asarray(p) for p in tape.get_parameters(trainable_only=False))
+    got = jax.jit(TapeProgram(tape, interp=True).final_state)(leaves)
+    np.testing.assert_allclose(got, qml.execute([tape], DEV, diff_method=None)[0], atol=1e-12)
+
+    def f(p, method):
+        tape = _dense_tape(p, EXPVALS)
+        if method == "adjoint":
+            return jnp.stack(xla_execute([tape], diff_method="adjoint")[0])
+        return jnp.stack(qml.execute([tape], DEV, diff_method="backprop")[0])
+
+    ref = jax.jit(jax.jacobian(f), static_argnums=1)(params, "backprop")
+    got = jax.jit(jax.jacobian(f), static_argnums=1)(params, "adjoint")
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+    np.testing.assert_allclose(jax.jacfwd(f)(params, "adjoint"), ref, atol=1e-10)
 
 
 def test_the_sweep_reaches_grad_as_one_call(scan_walks):
@@ -264,7 +335,7 @@ def _ops_in(size: int) -> dict[str, int]:
 
 def test_the_program_does_not_grow_with_the_number_of_gates():
     shallow, deep = _ops_in(3 * MIN_GATES), _ops_in(8 * MIN_GATES)
-    assert shallow["while"] >= 2  # the run and the sweep, on each side of the IsingYY
+    assert shallow["while"] >= 2  # the run and the sweep, on each side of the breaker
     assert deep == shallow
 
 
@@ -303,13 +374,13 @@ def _eqns(jaxpr):
 
 
 def _layered_tape(params, breaker: bool = False):
-    """Per layer a ring of CRX, a ring of IsingZZ and one RY (an IsingYY first when ``breaker``):
-    a pattern ``_repeat.find_repeats`` loops."""
+    """Per layer a ring of CRX, a ring of IsingZZ and one RY (a ``BREAKER`` first when
+    ``breaker``): a pattern ``_repeat.find_repeats`` loops."""
     params = jnp.reshape(params, (-1, 2 * N + 1))
     ops = [qml.Hadamard(w) for w in range(N)]
     for layer in params:
         if breaker:
-            ops.append(qml.IsingYY(0.4, [0, 2]))
+            ops.append(BREAKER([0, 1, 2]))
         ops += [qml.CRX(layer[w], [w, (w + 1) % N]) for w in range(N)]
         ops += [qml.IsingZZ(layer[N + w], [w, (w + 2) % N]) for w in range(N)]
         ops.append(qml.RY(layer[2 * N], 0))
@@ -324,7 +395,7 @@ def _kinds(tape) -> list[str]:
 def test_repeats_of_interpretable_gates_join_the_interpreter_on_few_wires(monkeypatch):
     params = np.linspace(0.1, 2.0, 4 * (2 * N + 1))
     assert _kinds(_layered_tape(params)) == ["Interp"]  # the Hadamards and every layer
-    assert "Repeat" in _kinds(_layered_tape(params, breaker=True))  # an IsingYY has no rows
+    assert "Repeat" in _kinds(_layered_tape(params, breaker=True))  # the breaker has no row
     monkeypatch.setattr(_interp, "LOOP_WIRES", N - 1)
     assert "Repeat" in _kinds(_layered_tape(params))
 
