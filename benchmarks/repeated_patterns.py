@@ -17,7 +17,9 @@ measures a circuit without repetition instead (the gate-list interpreter's case,
 the same with two-wire gates (SWAP, IsingXX, IsingXY, SingleExcitation), the "Two-wire gates"
 section; ``--circuit dense`` with two-wire matrices the dense kernel runs (IsingYY,
 SingleExcitationPlus/Minus), against the program that split its stretches at each of them
-(*split*: what the executor did before the dense kernel), the "Dense two-wire matrices" section.
+(*split*: what the executor did before the dense kernel), the "Dense two-wire matrices" section;
+``--circuit doubles`` with DoubleExcitations (the two-level kernel) and SingleExcitations, the
+"DoubleExcitation" section.
 """
 
 from __future__ import annotations
@@ -46,7 +48,20 @@ TWO_WIRE_JSON = "bench-results/two_wire_circuits.json"
 DENSE_GATES = ("CRX", "IsingYY", "RY", "SingleExcitationPlus", "SingleExcitationMinus", "PSWAP")
 DENSE_SECTION = "## Dense two-wire matrices in the gate-list interpreter"
 DENSE_JSON = "bench-results/dense_circuits.json"
-KINDS = {"random": RANDOM_GATES, "two-wire": TWO_WIRE_GATES, "dense": DENSE_GATES}
+# ``--circuit doubles``: DoubleExcitations (four random wires each) and SingleExcitations, as in
+# quantum chemistry ansatze.
+DOUBLES_GATES = ("DoubleExcitation", "SingleExcitation", "RY")
+DOUBLES_SECTION = "## DoubleExcitation in the gate-list interpreter"
+DOUBLES_JSON = "bench-results/doubles_circuits.json"
+KINDS = {
+    "random": RANDOM_GATES,
+    "two-wire": TWO_WIRE_GATES,
+    "dense": DENSE_GATES,
+    "doubles": DOUBLES_GATES,
+}
+# The circuits measured against *split* (the stretches split at the rows of the dense and
+# two-level kernels), not against *unrolled*.
+SPLIT_CIRCUITS = ("dense", "doubles")
 RANDOM_METHODS = ("adjoint",)  # the interpreter runs under the adjoint rule only
 JSON = "bench-results/repeated_patterns.json"
 RANDOM_JSON = "bench-results/random_circuits.json"
@@ -78,6 +93,8 @@ def random_circuit(qml, n: int, layers: int, w, kinds=RANDOM_GATES) -> None:
             a, b = (int(x) for x in rng.choice(n, 2, replace=False))
             if name == "SWAP":
                 qml.SWAP([a, b])
+            elif name == "DoubleExcitation":
+                qml.DoubleExcitation(w[layer, k], [int(x) for x in rng.choice(n, 4, replace=False)])
             else:
                 wires = a if name in ("RX", "RY") else [a, b]
                 getattr(qml, name)(w[layer, k], wires)
@@ -117,12 +134,12 @@ def _work(mode: str, n: int, layers: int, method: str, circuit_name: str = "laye
             from qjaxiface.executors.xla import _interp
 
             _interp.LOOP_WIRES = 0
-        if mode == "split":  # no dense rows: a stretch ends at each two-wire matrix
+        if mode == "split":  # no dense or two-level rows: a stretch ends at each such gate
             from qjaxiface.executors.xla import _interp
 
             row_of = _interp.row_of
             _interp.row_of = lambda gate, n: (
-                None if (found := row_of(gate, n)) and found[1] == _interp._DENSE else found
+                None if (found := row_of(gate, n)) and found[0][0] >= n + 2 else found
             )
         step = jax.jit(jax.grad(circuit))
     t0 = time.perf_counter()
@@ -151,11 +168,11 @@ def measure(args) -> dict:
                             continue
                         if mode == "loops" and (args.circuit != "layered" or method != "adjoint"):
                             continue
-                        if (mode == "split") != (args.circuit == "dense") and mode in (
+                        if (mode == "split") != (args.circuit in SPLIT_CIRCUITS) and mode in (
                             "split",
                             "unrolled",
                         ):
-                            continue  # dense circuits: against split, not unrolled
+                            continue  # against split, or against unrolled
                         python = args.catalyst_python if mode == "catalyst" else sys.executable
                         runs[mode].append(
                             _spawn(python, mode, n, layers, method, args.timeout, args.circuit)
@@ -209,16 +226,24 @@ def to_markdown(data: dict) -> str:
     )
     if random:
         kinds = KINDS[circuit]
-        title = {"random": RANDOM_SECTION, "two-wire": TWO_WIRE_SECTION}
+        title = {
+            "random": RANDOM_SECTION,
+            "two-wire": TWO_WIRE_SECTION,
+            "dense": DENSE_SECTION,
+            "doubles": DOUBLES_SECTION,
+        }
+        split = {
+            "dense": "dense two-wire matrix (IsingYY, SingleExcitationPlus/Minus)",
+            "doubles": "DoubleExcitation",
+        }
         baseline = (
-            "*split*: the stretches split at each dense two-wire matrix (IsingYY, "
-            "SingleExcitationPlus/Minus), which then runs as its own kernel: the program before "
-            "the dense kernel, with its closed forms;"
-            if circuit == "dense"
+            f"*split*: the stretches split at each {split[circuit]}, which then runs as its own "
+            "kernel: the program before the dense and two-level kernels, with their closed forms;"
+            if circuit in SPLIT_CIRCUITS
             else "*unrolled*: `set_compact(False)`, one kernel per gate;"
         )
         head = [
-            title.get(circuit, DENSE_SECTION),
+            title[circuit],
             "",
             f"Generated by `python benchmarks/repeated_patterns.py --circuit {circuit}`. " + setup,
             "Circuit: a layer of Hadamards, then per layer `2n + 1` gates of a kind drawn from "
@@ -228,7 +253,7 @@ def to_markdown(data: dict) -> str:
             "`lax.scan` over a gate table (`_interp.py`);",
             baseline,
         ]
-        names = ("interpreted", "split" if circuit == "dense" else "unrolled")
+        names = ("interpreted", "split" if circuit in SPLIT_CIRCUITS else "unrolled")
     else:
         head = [
             SECTION,
@@ -310,6 +335,7 @@ def main(argv=None) -> None:
     sections = {"layered": (JSON, SECTION), "random": (RANDOM_JSON, RANDOM_SECTION)}
     sections["two-wire"] = (TWO_WIRE_JSON, TWO_WIRE_SECTION)
     sections["dense"] = (DENSE_JSON, DENSE_SECTION)
+    sections["doubles"] = (DOUBLES_JSON, DOUBLES_SECTION)
     if args.json == JSON:
         args.json = sections[args.circuit][0]
     data = load_or_measure(args.render, args.json, lambda: measure(args))

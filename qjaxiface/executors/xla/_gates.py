@@ -161,6 +161,20 @@ def _on_01_10(block, outer=None):
     return fn
 
 
+# DoubleExcitation is the identity but on |0011>, |1100> (indices 3 and 12 of its wires), where
+# it is RY(p): I + (cos - 1) E + sin A.
+_LEVELS_E = np.zeros((16, 16))
+_LEVELS_E[3, 3] = _LEVELS_E[12, 12] = 1.0
+_LEVELS_A = np.zeros((16, 16))
+_LEVELS_A[12, 3], _LEVELS_A[3, 12] = 1.0, -1.0
+
+
+def _double_excitation(p):
+    c, s = jnp.cos(p[0] / 2), jnp.sin(p[0] / 2)
+    eye = jnp.eye(16, dtype=state_dtype())
+    return eye + as_complex(c - 1) * as_complex(_LEVELS_E) + as_complex(s) * as_complex(_LEVELS_A)
+
+
 def _swap_phase(p):
     e = jnp.exp(1j * p[0])
     return _mat2(0, e, e, 0)
@@ -220,6 +234,7 @@ _PARAM_GATES: dict[str, tuple[str, MatrixFn, int]] = {
     "SingleExcitationPlus": ("matrix", _on_01_10(_ry, lambda p: jnp.exp(0.5j * p[0])), 1),
     "SingleExcitationMinus": ("matrix", _on_01_10(_ry, lambda p: jnp.exp(-0.5j * p[0])), 1),
     "PSWAP": ("matrix", _on_01_10(_swap_phase), 1),
+    "DoubleExcitation": ("matrix", _double_excitation, 1),
 }
 # name -> (number of control wires, base gate name); the targets are the remaining wires.
 _CONTROLLED = {

@@ -27,7 +27,9 @@ n=12 once the weights below took one pass (before: 1.25x and 1.35x).
 Any other two-wire matrix (IsingYY, a two-wire ``QubitUnitary``, SingleExcitationPlus/Minus,
 ...) is a row of the dense kernel (``n + 2``): all 16 entries of the 4x4 matrix, each amplitude
 reading its three partners ``x ^ bit_p``, ``x ^ bit_q``, ``x ^ (bit_p | bit_q)`` by gathers. A
-stretch that holds such a row carries 16 values per row instead of 4.
+stretch that holds such a row carries 16 values per row instead of 4. A DoubleExcitation is a
+row of the two-level kernel (``n + 3``): a 2x2 matrix on the pairs ``x, x ^ F`` (``F`` its four
+wires' bits) where those bits read ``0011`` or ``1100``, the other amplitudes left alone.
 
 On up to ``GATHER_WIRES`` wires, one-wire matrices run on the generic kernel too (the pairs
 ``x, x ^ bit_t``), so that a stretch compiles two kernels instead of ``n + 2``: random
@@ -102,10 +104,12 @@ class Interp:
         rows: the static table, one row per gate (``row_of``), int32 columns: the kernel's
             branch (the target axis, ``n`` for a diagonal, ``n + 1`` for a pair of bits or,
             on up to ``GATHER_WIRES`` wires, a one-wire matrix with ``p = q = t``; ``n + 2``
-            for a dense two-wire matrix on the bits ``p``, ``q``), the
-            shifts of the bits ``p``, ``q`` and ``t`` in the flat index, the control mask, the
-            control values under the mask, 1 for a diagonal, and 1 for a pair kernel that acts
-            where ``x_p != x_q`` alone.
+            for a dense two-wire matrix on the bits ``p``, ``q``; ``n + 3`` for a two-level
+            row), the shifts of the bits ``p``, ``q`` and ``t`` in the flat index (a two-level
+            row: its flip mask ``F`` in place of ``p``), the control mask, the control values
+            under the mask (a two-level row: the mask of every bit it reads, and the low
+            side's values there), 1 for a diagonal, and 1 for a pair kernel that acts where
+            ``x_p != x_q`` alone.
         cols: per row, the four entries of its gate's value it reads (all 16 for a dense
             row; ``table``; None: a bit flip, a constant).
     """
@@ -166,6 +170,10 @@ def row_of(gate: Gate, n: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]
         return (n, shift[axes[0]], shift[axes[1]], 0, mask, want, 1, 0), _VALUE
     if gate.kind == "phase":  # a diagonal of one value, read at any bit
         return (n, 0, 0, 0, mask, want, 1, 0), _VALUE
+    if gate.name == "DoubleExcitation":  # the two-level kernel: |0011> <-> |1100>
+        flip = sum(1 << shift[a] for a in axes)
+        low = (1 << shift[axes[2]]) | (1 << shift[axes[3]])
+        return (n + 3, flip, 0, 0, mask | flip, want | low, 0, 0), _VALUE
     if len(axes) != 2 or gate.kind not in ("swap", "matrix"):
         return None
     if gate.kind == "matrix" and gate.name not in _PAIR_GATES:
@@ -263,7 +271,10 @@ def _padded(block: Array, width: int) -> Array:
     ``_as_rows`` then zeros."""
     if block.ndim == 3 and block.shape[1] == 4:
         return jnp.reshape(block, (block.shape[0], 16))
-    rows = _as_rows(block)
+    if block.ndim == 3 and block.shape[1] == 16:  # DoubleExcitations: their two levels
+        rows = block[:, np.array([3, 3, 12, 12]), np.array([3, 12, 3, 12])]
+    else:
+        rows = _as_rows(block)
     if width == 4:
         return rows
     return jnp.concatenate([rows, jnp.zeros((rows.shape[0], width - 4), rows.dtype)], axis=1)
@@ -370,6 +381,26 @@ def _dense_kernel(n: int):
     return apply
 
 
+def _level_sides(idx: Array, row: Array) -> tuple[Array, Array]:
+    """(the low side, the high side) of a two-level row: the amplitudes whose masked bits read
+    the row's values, or those values flipped by ``F``."""
+    bits = idx & row[4]
+    return bits == row[5], bits == (row[5] ^ row[1])
+
+
+def _level_kernel(n: int):
+    """Apply a two-level row's 2x2 matrix on the pairs ``x`` (low), ``x ^ F`` (high): one pass
+    and a gather for the partners."""
+
+    def apply(s, v, row):
+        idx = _indices(n)
+        low, high = _level_sides(idx, row)
+        own, other = jnp.where(low, v[0], v[3]), jnp.where(low, v[1], v[2])
+        return jnp.where(low | high, own * s + other * s[idx ^ row[1]], s)
+
+    return apply
+
+
 def _pair_kernel(n: int):
     """Apply a row's 2x2 matrix to the amplitudes ``x`` (row ``x_p``) and ``x ^ (bit_p |
     bit_q)`` (the other row), where ``x_p != x_q`` if ``row[7]``: one pass and a gather for
@@ -406,7 +437,9 @@ def _branch(branch: int, n: int):
         return _diag_kernel(n), _diag_weights(n)
     if branch == n + 1:
         return _pair_kernel(n), _pair_weights(n)
-    return _dense_kernel(n), _dense_weights(n)
+    if branch == n + 2:
+        return _dense_kernel(n), _dense_weights(n)
+    return _level_kernel(n), _level_weights(n)
 
 
 @jax.custom_jvp
@@ -470,6 +503,16 @@ def _pair_weights(n: int):
     return weigh
 
 
+def _level_weights(n: int):
+    def weigh(ket, bras, row):
+        idx = _indices(n)
+        low, high = _level_sides(idx, row)
+        a, b = bras * ket, bras * ket[idx ^ row[1]]
+        return _class_sums((a, b, b, a), (low, low, high, high))
+
+    return weigh
+
+
 def _dense_weights(n: int):
     def weigh(ket, bras, row):
         idx = _indices(n)
@@ -484,15 +527,13 @@ def _dense_weights(n: int):
     return weigh
 
 
-def _padded_weights(weigh, width: int):
-    """``weigh`` with its ``(m, 4)`` weights padded with zeros to ``(m, width)``: the padding
+def _padded_weights(weigh):
+    """``weigh`` with its ``(m, 4)`` weights padded with zeros to ``(m, 16)``: the padding
     values of a wide stretch's rows (``table``) get no weight."""
-    if width == 4:
-        return weigh
 
     def padded(ket, bras, row):
         w = weigh(ket, bras, row)
-        return jnp.concatenate([w, jnp.zeros((w.shape[0], width - 4), w.dtype)], axis=1)
+        return jnp.concatenate([w, jnp.zeros((w.shape[0], 12), w.dtype)], axis=1)
 
     return padded
 
@@ -514,7 +555,8 @@ def run_interp(state: Array, interp: Interp, vals: Array) -> Array:
 
 def adjoint_interp(ket: Array, bras: Array, interp: Interp, vals: Array):
     """Sweep the stretch backwards: (ket before it, bras before it, weights ``(len(ids), m,
-    4)`` (16 where the stretch holds a dense row) with ``Σ_k W[g, r, k] dV[g, k] = <bra_r| dU_g |ket>`` at gate ``g``).
+    4)`` with ``Σ_k W[g, r, k] dV[g, k] = <bra_r| dU_g |ket>`` at gate ``g``; 16 instead of 4
+    where the stretch holds a dense row).
 
     The bras are carried conjugated (``_adjoint.adjoint_jvp``): un-applying ``U`` from them
     applies ``U^T``, from the ket ``U†`` (for a diagonal, the transpose is itself).
@@ -525,9 +567,7 @@ def adjoint_interp(ket: Array, bras: Array, interp: Interp, vals: Array):
     diag = (static[:, 6] == 1)[:, None]
     if _wide(interp):
         dense = np.array([c == _DENSE for c in interp.cols])[:, None]
-        weighers = tuple(
-            w if b == n + 2 else _padded_weights(w, 16) for b, w in zip(used, weighers)
-        )
+        weighers = tuple(w if b == n + 2 else _padded_weights(w) for b, w in zip(used, weighers))
         transposed = jnp.where(
             dense, vals[:, _TRANSPOSE_DENSE], jnp.where(diag, vals, vals[:, _TRANSPOSE_PADDED])
         )

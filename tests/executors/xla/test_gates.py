@@ -76,16 +76,17 @@ def test_weighted_sum_of_tangents_differentiates_like_the_per_gate_sum():
 
 
 def test_closed_forms_of_two_wire_excitations_equal_pennylane():
-    """IsingXY, SingleExcitation(Plus/Minus) and PSWAP: one closed form each (batched over a
+    """IsingXY, SingleExcitation(Plus/Minus), PSWAP and DoubleExcitation: one closed form each (batched over a
     program's gates), against PennyLane's matrices, at angles of both signs and under
     ``vmap``."""
     from qjaxiface.executors.xla._gates import compile_gate
 
     angles = np.array([-2.3, -0.4, 0.0, 0.7, 3.1])
     kinds = (qml.IsingXY, qml.SingleExcitation, qml.SingleExcitationPlus)
-    for kind in (*kinds, qml.SingleExcitationMinus, qml.PSWAP):
-        gate = compile_gate(kind(0.1, [0, 1]), {0: 0, 1: 1})
+    for kind in (*kinds, qml.SingleExcitationMinus, qml.PSWAP, qml.DoubleExcitation):
+        wires = list(range(kind.num_wires))
+        gate = compile_gate(kind(0.1, wires), {w: w for w in wires})
         assert gate.closed_form
         got = jax.vmap(lambda a, fn=gate.fn: fn([a]))(jnp.asarray(angles))
-        ref = np.stack([qml.matrix(kind(a, [0, 1])) for a in angles])
+        ref = np.stack([qml.matrix(kind(a, wires)) for a in angles])
         np.testing.assert_allclose(got, ref, atol=1e-12)

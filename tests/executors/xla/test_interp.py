@@ -56,6 +56,7 @@ KINDS = [
     lambda p, a, b, c: qml.CNOT([b, a]),
     lambda p, a, b, c: qml.Toffoli([a, b, c]),
     lambda p, a, b, c: qml.CCZ([c, b, a]),
+    lambda p, a, b, c: qml.DoubleExcitation(p, [a, b, c, min({0, 1, 2, 3} - {a, b, c})]),
     lambda p, a, b, c: qml.MultiControlledX(wires=[c, a, b], control_values=[0, 1]),
     lambda p, a, b, c: qml.CY([c, b]),
     lambda p, a, b, c: qml.Hadamard(a),
@@ -147,8 +148,10 @@ def test_rows_cover_the_interpretable_gates(monkeypatch):
     for op in dense:
         assert row_of(compile_gate(op, axis_of), n) == ((n + 2, 0, 2, 0, 0, 0, 0, 0), _DENSE)
     assert rows(qml.CCZ([3, 0, 1])) == [(n, 2, 2, 2, 9, 9, 1, 0)]  # Z on wire 1 under 3, 0
-    for op in [BREAKER([0, 1, 2]), qml.DoubleExcitation(0.1, range(4))]:
-        assert rows(op) is None
+    # DoubleExcitation: the two-level kernel, flipping its four bits where they read 0011 or
+    # 1100 (here wires 3, 1, 0, 2: bits 0, 2, 3, 1; the low side has bits 3 and 1 set).
+    assert rows(qml.DoubleExcitation(0.1, [3, 1, 0, 2])) == [(n + 3, 15, 0, 0, 15, 10, 0, 0)]
+    assert rows(BREAKER([0, 1, 2])) is None
 
 
 def test_a_stretch_becomes_one_interp_per_side_of_a_breaker():
@@ -214,39 +217,53 @@ def test_adjoint_jacobian_equals_default_qubit(matrix_kernel):
     np.testing.assert_allclose(got, ref, atol=1e-10)
 
 
-# Closed forms, PennyLane's matrix of the rebuilt op (FermionicSWAP), a QubitUnitary; an RY.
+# Closed forms, PennyLane's matrix of the rebuilt op (FermionicSWAP), a QubitUnitary: the dense
+# kernel. Then an RY.
 DENSE_KINDS = [
-    lambda p, a, b: qml.IsingYY(p, [a, b]),
-    lambda p, a, b: qml.SingleExcitationMinus(p, [b, a]),
-    lambda p, a, b: qml.FermionicSWAP(p, [a, b]),
-    lambda p, a, b: qml.QubitUnitary(_unitary(p), [a, b]),
-    lambda p, a, b: qml.RY(p, b),
+    lambda p, w: qml.IsingYY(p, w[:2]),
+    lambda p, w: qml.SingleExcitationMinus(p, w[1::-1]),
+    lambda p, w: qml.FermionicSWAP(p, w[:2]),
+    lambda p, w: qml.QubitUnitary(_unitary(p), w[:2]),
+    lambda p, w: qml.RY(p, w[1]),
+]
+# DoubleExcitations: the two-level kernel. Then a SingleExcitation and an RY.
+LEVEL_KINDS = [
+    lambda p, w: qml.DoubleExcitation(p, w),
+    lambda p, w: qml.DoubleExcitation(p, w[::-1]),
+    lambda p, w: qml.SingleExcitation(p, w[:2]),
+    lambda p, w: qml.RY(p, w[1]),
 ]
 
 
-def _dense_tape(params, measurements):
-    """Two-wire matrices (``DENSE_KINDS``) with an RY after every fourth: a stretch of mostly
-    dense rows."""
+def _stretch_tape(kinds, params, measurements):
+    """Gate ``j`` of kind ``kinds[j % len(kinds)]`` on four distinct wires drawn at random."""
+    rng = np.random.default_rng(9)
     ops = [qml.Hadamard(w) for w in range(N)]
     for j, p in enumerate(params):
-        ops.append(DENSE_KINDS[j % 5](p, j % N, (j + 2) % N))
+        wires = [int(w) for w in rng.permutation(N)[:4]]
+        ops.append(kinds[j % len(kinds)](p, wires))
     return preprocess(qml.tape.QuantumScript(ops, measurements))
 
 
-def test_two_wire_matrices_run_on_the_dense_kernel():
+@pytest.mark.parametrize(
+    ("kinds", "branch", "heavy"),
+    [(DENSE_KINDS, N + 2, 4), (LEVEL_KINDS, N + 3, 2)],
+    ids=["dense", "two-level"],
+)
+def test_two_wire_matrices_and_double_excitations_run_on_their_kernels(kinds, branch, heavy):
     params = jnp.asarray(np.random.default_rng(8).uniform(-np.pi, np.pi, MIN_GATES + 4))
-    (interp,) = _interps(_dense_tape(params, EXPVALS))
-    dense = [row for row, cols in zip(interp.rows, interp.cols) if cols == _DENSE]
-    assert len(dense) == sum(j % 5 != 4 for j in range(len(params)))
-    assert all(row[0] == N + 2 for row in dense)
+    (interp,) = _interps(_stretch_tape(kinds, params, EXPVALS))
+    # The first ``heavy`` kinds are rows of the kernel under test.
+    ours = [row for row in interp.rows if row[0] == branch]
+    assert len(ours) == sum(j % len(kinds) < heavy for j in range(len(params)))
 
-    tape = _dense_tape(params, [qml.state()])
+    tape = _stretch_tape(kinds, params, [qml.state()])
     leaves = tuple(jnp.asarray(p) for p in tape.get_parameters(trainable_only=False))
     got = jax.jit(TapeProgram(tape, interp=True).final_state)(leaves)
     np.testing.assert_allclose(got, qml.execute([tape], DEV, diff_method=None)[0], atol=1e-12)
 
     def f(p, method):
-        tape = _dense_tape(p, EXPVALS)
+        tape = _stretch_tape(kinds, p, EXPVALS)
         if method == "adjoint":
             return jnp.stack(xla_execute([tape], diff_method="adjoint")[0])
         return jnp.stack(qml.execute([tape], DEV, diff_method="backprop")[0])
