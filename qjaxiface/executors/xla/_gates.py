@@ -161,12 +161,14 @@ def _on_01_10(block, outer=None):
     return fn
 
 
-# DoubleExcitation is the identity but on |0011>, |1100> (indices 3 and 12 of its wires), where
+# DoubleExcitation is the identity but on |0011>, |1100> (these indices of its wires), where
 # it is RY(p): I + (cos - 1) E + sin A.
+DOUBLE_LEVELS = (3, 12)
+_LO, _HI = DOUBLE_LEVELS
 _LEVELS_E = np.zeros((16, 16))
-_LEVELS_E[3, 3] = _LEVELS_E[12, 12] = 1.0
+_LEVELS_E[_LO, _LO] = _LEVELS_E[_HI, _HI] = 1.0
 _LEVELS_A = np.zeros((16, 16))
-_LEVELS_A[12, 3], _LEVELS_A[3, 12] = 1.0, -1.0
+_LEVELS_A[_HI, _LO], _LEVELS_A[_LO, _HI] = 1.0, -1.0
 
 
 def _double_excitation(p):

@@ -68,7 +68,7 @@ import numpy as np
 
 from ..._dtypes import state_dtype
 from ._compact import compact_enabled
-from ._gates import Gate, GateValues
+from ._gates import DOUBLE_LEVELS, Gate, GateValues
 from ._kernels import num_wires_of
 from ._repeat import Repeat
 
@@ -272,7 +272,8 @@ def _padded(block: Array, width: int) -> Array:
     if block.ndim == 3 and block.shape[1] == 4:
         return jnp.reshape(block, (block.shape[0], 16))
     if block.ndim == 3 and block.shape[1] == 16:  # DoubleExcitations: their two levels
-        rows = block[:, np.array([3, 3, 12, 12]), np.array([3, 12, 3, 12])]
+        lo, hi = DOUBLE_LEVELS
+        rows = block[:, np.array([lo, lo, hi, hi]), np.array([lo, hi, lo, hi])]
     else:
         rows = _as_rows(block)
     if width == 4:
@@ -381,65 +382,51 @@ def _dense_kernel(n: int):
     return apply
 
 
-def _level_sides(idx: Array, row: Array) -> tuple[Array, Array]:
-    """(the low side, the high side) of a two-level row: the amplitudes whose masked bits read
-    the row's values, or those values flipped by ``F``."""
+def _level_sides(idx: Array, row: Array) -> tuple[Array, Array, Array]:
+    """(low side, where the row acts, flip) of a two-level row: the low side's masked bits read
+    the row's values, the high side's those values flipped by ``F``, its partner ``x ^ F``."""
     bits = idx & row[4]
-    return bits == row[5], bits == (row[5] ^ row[1])
+    low = bits == row[5]
+    return low, low | (bits == (row[5] ^ row[1])), row[1]
 
 
-def _level_kernel(n: int):
-    """Apply a two-level row's 2x2 matrix on the pairs ``x`` (low), ``x ^ F`` (high): one pass
-    and a gather for the partners."""
-
-    def apply(s, v, row):
-        idx = _indices(n)
-        low, high = _level_sides(idx, row)
-        own, other = jnp.where(low, v[0], v[3]), jnp.where(low, v[1], v[2])
-        return jnp.where(low | high, own * s + other * s[idx ^ row[1]], s)
-
-    return apply
+def _pair_sides(idx: Array, row: Array) -> tuple[Array, Array, Array]:
+    """(where ``x_p`` is 0, where the pair row acts, flip): the partner of ``x`` is ``x ^
+    (bit_p | bit_q)``, and the row acts where the controls hold and, if ``row[7]``, where
+    ``x_p != x_q``."""
+    xp, xq = (idx >> row[1]) & 1, (idx >> row[2]) & 1
+    on = _mask(idx, row) & ((row[7] == 0) | (xp != xq))
+    return xp == 0, on, (1 << row[1]) | (1 << row[2])
 
 
-def _pair_kernel(n: int):
-    """Apply a row's 2x2 matrix to the amplitudes ``x`` (row ``x_p``) and ``x ^ (bit_p |
-    bit_q)`` (the other row), where ``x_p != x_q`` if ``row[7]``: one pass and a gather for
-    the partners, for any two wires (a view per pair of wires would be ``n**2`` kernels)."""
+def _partner_kernel(sides, n: int):
+    """Apply a row's 2x2 matrix to the amplitudes ``x`` and ``x ^ flip`` where it acts, by
+    ``sides`` (``_pair_sides``, ``_level_sides``): one pass and a gather for the partners, for
+    any wires (a view per pair of wires would be ``n**2`` kernels)."""
 
     def apply(s, v, row):
         idx = _indices(n)
-        low, on = _pair_sides(idx, row)
-        partner = _partners(s, idx, row)
+        low, on, flip = sides(idx, row)
         # The row's coefficients chosen per amplitude, then two products (not four).
         own, other = jnp.where(low, v[0], v[3]), jnp.where(low, v[1], v[2])
-        return jnp.where(on, own * s + other * partner, s)
+        return jnp.where(on, own * s + other * s[idx ^ flip], s)
 
     return apply
-
-
-def _partners(s: Array, idx: Array, row: Array) -> Array:
-    """``s[x ^ (bit_p | bit_q)]`` for every ``x``."""
-    return s[idx ^ ((1 << row[1]) | (1 << row[2]))]
-
-
-def _pair_sides(idx: Array, row: Array) -> tuple[Array, Array]:
-    """(where ``x_p`` is 0, where the pair kernel acts)."""
-    xp, xq = (idx >> row[1]) & 1, (idx >> row[2]) & 1
-    return xp == 0, _mask(idx, row) & ((row[7] == 0) | (xp != xq))
 
 
 def _branch(branch: int, n: int):
     """(kernel, adjoint weigher) of switch branch ``branch`` (``Interp.rows``): the matrix
-    kernel of target wire ``branch``, or the diagonal (``n``) or the pair (``n + 1``) kernel."""
+    kernel of target wire ``branch``, or the diagonal (``n``), pair (``n + 1``), dense
+    (``n + 2``) or two-level (``n + 3``) kernel."""
     if branch < n:
         return _matrix_kernel(branch, n), _matrix_weights(branch, n)
     if branch == n:
         return _diag_kernel(n), _diag_weights(n)
     if branch == n + 1:
-        return _pair_kernel(n), _pair_weights(n)
+        return _partner_kernel(_pair_sides, n), _partner_weights(_pair_sides, n)
     if branch == n + 2:
         return _dense_kernel(n), _dense_weights(n)
-    return _level_kernel(n), _level_weights(n)
+    return _partner_kernel(_level_sides, n), _partner_weights(_level_sides, n)
 
 
 @jax.custom_jvp
@@ -492,23 +479,13 @@ def _diag_weights(n: int):
     return weigh
 
 
-def _pair_weights(n: int):
+def _partner_weights(sides, n: int):
     def weigh(ket, bras, row):
         idx = _indices(n)
-        low, on = _pair_sides(idx, row)
-        a, b = bras * ket, bras * _partners(ket, idx, row)
+        low, on, flip = sides(idx, row)
+        a, b = bras * ket, bras * ket[idx ^ flip]
         below, above = on & low, on & ~low
         return _class_sums((a, b, b, a), (below, below, above, above))
-
-    return weigh
-
-
-def _level_weights(n: int):
-    def weigh(ket, bras, row):
-        idx = _indices(n)
-        low, high = _level_sides(idx, row)
-        a, b = bras * ket, bras * ket[idx ^ row[1]]
-        return _class_sums((a, b, b, a), (low, low, high, high))
 
     return weigh
 
