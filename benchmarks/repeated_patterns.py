@@ -19,7 +19,8 @@ section; ``--circuit dense`` with two-wire matrices the dense kernel runs (Ising
 SingleExcitationPlus/Minus), against the program that split its stretches at each of them
 (*split*: what the executor did before the dense kernel), the "Dense two-wire matrices" section;
 ``--circuit doubles`` with DoubleExcitations (the two-level kernel) and SingleExcitations, the
-"DoubleExcitation" section.
+"DoubleExcitation" section; ``--circuit parity`` with three-wire MultiRZ gates (the parity
+kernel), the "MultiRZ" section.
 """
 
 from __future__ import annotations
@@ -53,15 +54,20 @@ DENSE_JSON = "bench-results/dense_circuits.json"
 DOUBLES_GATES = ("DoubleExcitation", "SingleExcitation", "RY")
 DOUBLES_SECTION = "## DoubleExcitation in the gate-list interpreter"
 DOUBLES_JSON = "bench-results/doubles_circuits.json"
+# ``--circuit parity``: MultiRZ on three random wires, as in Trotterized many-body terms.
+PARITY_GATES = ("MultiRZ", "RX", "CRY")
+PARITY_SECTION = "## Three-wire MultiRZ in the gate-list interpreter"
+PARITY_JSON = "bench-results/parity_circuits.json"
 KINDS = {
     "random": RANDOM_GATES,
     "two-wire": TWO_WIRE_GATES,
     "dense": DENSE_GATES,
     "doubles": DOUBLES_GATES,
+    "parity": PARITY_GATES,
 }
-# The circuits measured against *split* (the stretches split at the rows of the dense and
-# two-level kernels), not against *unrolled*.
-SPLIT_CIRCUITS = ("dense", "doubles")
+# The circuits measured against *split* (the stretches split at the rows of the dense,
+# two-level and parity kernels), not against *unrolled*.
+SPLIT_CIRCUITS = ("dense", "doubles", "parity")
 RANDOM_METHODS = ("adjoint",)  # the interpreter runs under the adjoint rule only
 JSON = "bench-results/repeated_patterns.json"
 RANDOM_JSON = "bench-results/random_circuits.json"
@@ -93,8 +99,10 @@ def random_circuit(qml, n: int, layers: int, w, kinds=RANDOM_GATES) -> None:
             a, b = (int(x) for x in rng.choice(n, 2, replace=False))
             if name == "SWAP":
                 qml.SWAP([a, b])
-            elif name == "DoubleExcitation":
-                qml.DoubleExcitation(w[layer, k], [int(x) for x in rng.choice(n, 4, replace=False)])
+            elif name in ("DoubleExcitation", "MultiRZ"):
+                size = 4 if name == "DoubleExcitation" else 3
+                wires = [int(x) for x in rng.choice(n, size, replace=False)]
+                getattr(qml, name)(w[layer, k], wires)
             else:
                 wires = a if name in ("RX", "RY") else [a, b]
                 getattr(qml, name)(w[layer, k], wires)
@@ -134,7 +142,7 @@ def _work(mode: str, n: int, layers: int, method: str, circuit_name: str = "laye
             from qjaxiface.executors.xla import _interp
 
             _interp.LOOP_WIRES = 0
-        if mode == "split":  # no dense or two-level rows: a stretch ends at each such gate
+        if mode == "split":  # no dense, two-level or parity rows: a stretch ends at each
             from qjaxiface.executors.xla import _interp
 
             row_of = _interp.row_of
@@ -231,14 +239,17 @@ def to_markdown(data: dict) -> str:
             "two-wire": TWO_WIRE_SECTION,
             "dense": DENSE_SECTION,
             "doubles": DOUBLES_SECTION,
+            "parity": PARITY_SECTION,
         }
         split = {
             "dense": "dense two-wire matrix (IsingYY, SingleExcitationPlus/Minus)",
             "doubles": "DoubleExcitation",
+            "parity": "three-wire MultiRZ",
         }
         baseline = (
             f"*split*: the stretches split at each {split[circuit]}, which then runs as its own "
-            "kernel: the program before the dense and two-level kernels, with their closed forms;"
+            "kernel: the program before the dense, two-level and parity kernels, with their "
+            "closed forms;"
             if circuit in SPLIT_CIRCUITS
             else "*unrolled*: `set_compact(False)`, one kernel per gate;"
         )
@@ -336,6 +347,7 @@ def main(argv=None) -> None:
     sections["two-wire"] = (TWO_WIRE_JSON, TWO_WIRE_SECTION)
     sections["dense"] = (DENSE_JSON, DENSE_SECTION)
     sections["doubles"] = (DOUBLES_JSON, DOUBLES_SECTION)
+    sections["parity"] = (PARITY_JSON, PARITY_SECTION)
     if args.json == JSON:
         args.json = sections[args.circuit][0]
     data = load_or_measure(args.render, args.json, lambda: measure(args))

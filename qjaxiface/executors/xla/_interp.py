@@ -29,7 +29,9 @@ Any other two-wire matrix (IsingYY, a two-wire ``QubitUnitary``, SingleExcitatio
 reading its three partners ``x ^ bit_p``, ``x ^ bit_q``, ``x ^ (bit_p | bit_q)`` by gathers. A
 stretch that holds such a row carries 16 values per row instead of 4. A DoubleExcitation is a
 row of the two-level kernel (``n + 3``): a 2x2 matrix on the pairs ``x, x ^ F`` (``F`` its four
-wires' bits) where those bits read ``0011`` or ``1100``, the other amplitudes left alone.
+wires' bits) where those bits read ``0011`` or ``1100``, the other amplitudes left alone. A
+MultiRZ on three or more wires is a row of the parity kernel (``n + 4``): a diagonal whose two
+values are picked by the parity of the bits under its mask.
 
 On up to ``GATHER_WIRES`` wires, one-wire matrices run on the generic kernel too (the pairs
 ``x, x ^ bit_t``), so that a stretch compiles two kernels instead of ``n + 2``: random
@@ -106,7 +108,8 @@ class Interp:
             on up to ``GATHER_WIRES`` wires, a one-wire matrix with ``p = q = t``; ``n + 2``
             for a dense two-wire matrix on the bits ``p``, ``q``; ``n + 3`` for a two-level
             row), the shifts of the bits ``p``, ``q`` and ``t`` in the flat index (a two-level
-            row: its flip mask ``F`` in place of ``p``), the control mask, the control values
+            row: its flip mask ``F`` in place of ``p``; ``n + 4`` for a parity diagonal, its
+            mask of wires in place of ``p``), the control mask, the control values
             under the mask (a two-level row: the mask of every bit it reads, and the low
             side's values there), 1 for a diagonal, and 1 for a pair kernel that acts where
             ``x_p != x_q`` alone.
@@ -170,6 +173,9 @@ def row_of(gate: Gate, n: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]
         return (n, shift[axes[0]], shift[axes[1]], 0, mask, want, 1, 0), _VALUE
     if gate.kind == "phase":  # a diagonal of one value, read at any bit
         return (n, 0, 0, 0, mask, want, 1, 0), _VALUE
+    if gate.name == "MultiRZ" and len(axes) > 2:  # the parity kernel: even and odd values
+        wires = sum(1 << shift[a] for a in axes)
+        return (n + 4, wires, 0, 0, mask, want, 1, 0), _VALUE
     if gate.name == "DoubleExcitation":  # the two-level kernel: |0011> <-> |1100>
         flip = sum(1 << shift[a] for a in axes)
         low = (1 << shift[axes[2]]) | (1 << shift[axes[3]])
@@ -236,12 +242,12 @@ def _gate_ids(item: int | Repeat) -> list[int]:
 
 def table(interp: Interp, gates: Sequence[Gate], values: GateValues, tangent: bool = False):
     """The rows' values ``(len(ids), 4)``: a matrix flattened, a one-wire diagonal as
-    ``[d0, 0, 0, d1]`` (a global phase as ``[g, 0, 0, g]``), a two-wire diagonal as is, four
-    entries of a two-wire matrix (``row_of``), a bit flip ``[0, 1, 1, 0]`` (zeros for
-    ``tangent``: ``values`` are then tangents). ``(len(ids), 16)`` where a row is dense
-    (``_wide``): its 4x4 matrix flattened, the other rows' four values then padding. One gather
-    per gate formula (``GateValues.blocks``) and one for the rows, so reverse mode scatters
-    into each formula whole."""
+    ``[d0, 0, 0, d1]`` (a global phase as ``[g, 0, 0, g]``, a parity diagonal as ``[even, 0,
+    0, odd]``), a two-wire diagonal as is, four entries of a two-wire matrix (``row_of``), a
+    bit flip ``[0, 1, 1, 0]`` (zeros for ``tangent``: ``values`` are then tangents).
+    ``(len(ids), 16)`` where a row is dense (``_wide``): its 4x4 matrix flattened, the other
+    rows' four values then padding. One gather per gate formula (``GateValues.blocks``) and
+    one for the rows, so reverse mode scatters into each formula whole."""
     blocks, row_of_gate = values.blocks(interp.ids)
     # 16 entries per gate only where a 4x4 matrix is read from: the tables are per gate, and
     # the adjoint rule keeps them (and their cotangents) alive across the sweep.
@@ -282,12 +288,14 @@ def _padded(block: Array, width: int) -> Array:
 
 
 def _as_rows(block: Array) -> Array:
-    """One-wire values, global phases and two-wire diagonals as ``(k, 4)`` rows."""
+    """One-wire values, global phases, two-wire and parity diagonals as ``(k, 4)`` rows."""
     if block.ndim == 1:  # (k,) global phases
         zero = jnp.zeros_like(block)
         return jnp.stack([block, zero, zero, block], axis=1)
     if block.ndim == 3:  # (k, 2, 2) matrices
         return jnp.reshape(block, (block.shape[0], 4))
+    if block.shape[1] > 4:  # (k, 2**m) MultiRZ diagonals: entries 0 and 1 are even and odd
+        block = block[:, :2]
     if block.shape[1] == 2:  # (k, 2) one-wire diagonals
         zero = jnp.zeros_like(block[:, 0])
         return jnp.stack([block[:, 0], zero, zero, block[:, 1]], axis=1)
@@ -350,10 +358,19 @@ def _pick(sel: Array, values: Sequence[Array]) -> Array:
     return jnp.where(sel == 0, a, jnp.where(sel == 1, b, jnp.where(sel == 2, c, d)))
 
 
-def _diag_kernel(n: int):
+def _parity(idx: Array, row: Array) -> Array:
+    """``3 * parity(x & mask)`` per amplitude: a parity row's selection of ``v[0]`` (even) or
+    ``v[3]`` (odd), as a one-wire diagonal's (``_selection``)."""
+    return 3 * (jax.lax.population_count(idx & row[1]) & 1)
+
+
+def _diag_kernel(n: int, selection=_selection):
+    """Apply a diagonal row: ``v[sel]`` where the controls hold, with ``sel`` by
+    ``selection`` (``_selection``, ``_parity``)."""
+
     def apply(s, v, row):
         idx = _indices(n)
-        d = _pick(_selection(idx, row), [v[0], v[1], v[2], v[3]])
+        d = _pick(selection(idx, row), [v[0], v[1], v[2], v[3]])
         return jnp.where(_mask(idx, row), d * s, s)
 
     return apply
@@ -417,7 +434,7 @@ def _partner_kernel(sides, n: int):
 def _branch(branch: int, n: int):
     """(kernel, adjoint weigher) of switch branch ``branch`` (``Interp.rows``): the matrix
     kernel of target wire ``branch``, or the diagonal (``n``), pair (``n + 1``), dense
-    (``n + 2``) or two-level (``n + 3``) kernel."""
+    (``n + 2``), two-level (``n + 3``) or parity (``n + 4``) kernel."""
     if branch < n:
         return _matrix_kernel(branch, n), _matrix_weights(branch, n)
     if branch == n:
@@ -426,7 +443,9 @@ def _branch(branch: int, n: int):
         return _partner_kernel(_pair_sides, n), _partner_weights(_pair_sides, n)
     if branch == n + 2:
         return _dense_kernel(n), _dense_weights(n)
-    return _partner_kernel(_level_sides, n), _partner_weights(_level_sides, n)
+    if branch == n + 3:
+        return _partner_kernel(_level_sides, n), _partner_weights(_level_sides, n)
+    return _diag_kernel(n, _parity), _diag_weights(n, _parity)
 
 
 @jax.custom_jvp
@@ -470,10 +489,10 @@ def _matrix_weights(t: int, n: int):
     return weigh
 
 
-def _diag_weights(n: int):
+def _diag_weights(n: int, selection=_selection):
     def weigh(ket, bras, row):
         idx = _indices(n)
-        sel, on = _selection(idx, row), _mask(idx, row)
+        sel, on = selection(idx, row), _mask(idx, row)
         return _class_sums((bras * ket,) * 4, tuple(on & (sel == k) for k in range(4)))
 
     return weigh

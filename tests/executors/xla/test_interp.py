@@ -38,7 +38,8 @@ def _unitary(p):
 
 # Every kind of row: controlled one-wire matrices (with zero-valued controls too), one- and
 # two-wire diagonals with and without controls, bit flips, constant and parametrized gates,
-# pair rows and dense two-wire matrices (closed form, PennyLane's matrix, a QubitUnitary).
+# pair rows, dense two-wire matrices (closed form, PennyLane's matrix, a QubitUnitary) and
+# parity diagonals.
 KINDS = [
     lambda p, a, b, c: qml.CRX(p, [a, b]),
     lambda p, a, b, c: qml.CRY(p, [b, a]),
@@ -47,6 +48,7 @@ KINDS = [
     lambda p, a, b, c: qml.ControlledPhaseShift(p, [a, b]),
     lambda p, a, b, c: qml.IsingZZ(p, [b, c]),
     lambda p, a, b, c: qml.MultiRZ(p, [c, a]),
+    lambda p, a, b, c: qml.MultiRZ(p, [b, c, a]),
     lambda p, a, b, c: qml.RX(p, a),
     lambda p, a, b, c: qml.Rot(p, -p, 0.5 * p, b),
     lambda p, a, b, c: qml.U3(p, 0.2, -0.4, c),
@@ -78,7 +80,7 @@ KINDS = [
     lambda p, a, b, c: qml.QubitUnitary(_unitary(p), [c, b]),
 ]
 # A gate no row runs: it splits a stretch.
-BREAKER = lambda wires: qml.MultiRZ(0.7, wires)  # noqa: E731
+BREAKER = lambda wires: qml.PauliRot(0.7, "XYZ", wires)  # noqa: E731
 
 
 def random_ops(params, seed: int = 0, breaker: bool = True) -> list:
@@ -151,6 +153,10 @@ def test_rows_cover_the_interpretable_gates(monkeypatch):
     # DoubleExcitation: the two-level kernel, flipping its four bits where they read 0011 or
     # 1100 (here wires 3, 1, 0, 2: bits 0, 2, 3, 1; the low side has bits 3 and 1 set).
     assert rows(qml.DoubleExcitation(0.1, [3, 1, 0, 2])) == [(n + 3, 15, 0, 0, 15, 10, 0, 0)]
+    # MultiRZ on three or more wires: the parity kernel, on the mask of its wires (3, 0, 1:
+    # bits 0, 3, 2). On two wires it is a two-wire diagonal.
+    assert rows(qml.MultiRZ(0.1, [3, 0, 1])) == [(n + 4, 13, 0, 0, 0, 0, 1, 0)]
+    assert rows(qml.MultiRZ(0.1, [3, 0])) == [(n, 0, 3, 0, 0, 0, 1, 0)]
     assert rows(BREAKER([0, 1, 2])) is None
 
 
@@ -233,6 +239,15 @@ LEVEL_KINDS = [
     lambda p, w: qml.SingleExcitation(p, w[:2]),
     lambda p, w: qml.RY(p, w[1]),
 ]
+# MultiRZ on three and four wires: the parity kernel. Then a two-wire MultiRZ (a diagonal),
+# an RX and an IsingXX, so that the parities see superpositions.
+PARITY_KINDS = [
+    lambda p, w: qml.MultiRZ(p, w[:3]),
+    lambda p, w: qml.MultiRZ(p, w),
+    lambda p, w: qml.MultiRZ(p, w[2:]),
+    lambda p, w: qml.RX(p, w[1]),
+    lambda p, w: qml.IsingXX(p, w[1:3]),
+]
 
 
 def _stretch_tape(kinds, params, measurements):
@@ -247,10 +262,12 @@ def _stretch_tape(kinds, params, measurements):
 
 @pytest.mark.parametrize(
     ("kinds", "branch", "heavy"),
-    [(DENSE_KINDS, N + 2, 4), (LEVEL_KINDS, N + 3, 2)],
-    ids=["dense", "two-level"],
+    [(DENSE_KINDS, N + 2, 4), (LEVEL_KINDS, N + 3, 2), (PARITY_KINDS, N + 4, 2)],
+    ids=["dense", "two-level", "parity"],
 )
-def test_two_wire_matrices_and_double_excitations_run_on_their_kernels(kinds, branch, heavy):
+def test_two_wire_matrices_double_excitations_and_parities_run_on_their_kernels(
+    kinds, branch, heavy
+):
     params = jnp.asarray(np.random.default_rng(8).uniform(-np.pi, np.pi, MIN_GATES + 4))
     (interp,) = _interps(_stretch_tape(kinds, params, EXPVALS))
     # The first ``heavy`` kinds are rows of the kernel under test.
@@ -391,13 +408,13 @@ def _eqns(jaxpr):
 
 
 def _layered_tape(params, breaker: bool = False):
-    """Per layer a ring of CRX, a ring of IsingZZ and one RY (a ``BREAKER`` first when
+    """Per layer a ring of CRX, a ring of IsingZZ and one RY (a three-wire MultiRZ first when
     ``breaker``): a pattern ``_repeat.find_repeats`` loops."""
     params = jnp.reshape(params, (-1, 2 * N + 1))
     ops = [qml.Hadamard(w) for w in range(N)]
     for layer in params:
         if breaker:
-            ops.append(BREAKER([0, 1, 2]))
+            ops.append(qml.MultiRZ(0.7, [0, 1, 2]))
         ops += [qml.CRX(layer[w], [w, (w + 1) % N]) for w in range(N)]
         ops += [qml.IsingZZ(layer[N + w], [w, (w + 2) % N]) for w in range(N)]
         ops.append(qml.RY(layer[2 * N], 0))
@@ -412,7 +429,13 @@ def _kinds(tape) -> list[str]:
 def test_repeats_of_interpretable_gates_join_the_interpreter_on_few_wires(monkeypatch):
     params = np.linspace(0.1, 2.0, 4 * (2 * N + 1))
     assert _kinds(_layered_tape(params)) == ["Interp"]  # the Hadamards and every layer
-    assert "Repeat" in _kinds(_layered_tape(params, breaker=True))  # the breaker has no row
+    assert _kinds(_layered_tape(params, breaker=True)) == ["Interp"]
+
+    def no_parity_rows(gate, n):  # a pattern holding a gate with no row stays a loop
+        return None if gate.name == "MultiRZ" and len(gate.axes) > 2 else row_of(gate, n)
+
+    monkeypatch.setattr(_interp, "row_of", no_parity_rows)
+    assert "Repeat" in _kinds(_layered_tape(params, breaker=True))
     monkeypatch.setattr(_interp, "LOOP_WIRES", N - 1)
     assert "Repeat" in _kinds(_layered_tape(params))
 
