@@ -20,7 +20,8 @@ SingleExcitationPlus/Minus), against the program that split its stretches at eac
 (*split*: what the executor did before the dense kernel), the "Dense two-wire matrices" section;
 ``--circuit doubles`` with DoubleExcitations (the two-level kernel) and SingleExcitations, the
 "DoubleExcitation" section; ``--circuit parity`` with three-wire MultiRZ gates (the parity
-kernel), the "MultiRZ" section.
+kernel), the "MultiRZ" section; ``--circuit pauli`` with three-wire PauliRot gates of random
+words (the Pauli kernel), the "PauliRot" section.
 """
 
 from __future__ import annotations
@@ -58,16 +59,22 @@ DOUBLES_JSON = "bench-results/doubles_circuits.json"
 PARITY_GATES = ("MultiRZ", "RX", "CRY")
 PARITY_SECTION = "## Three-wire MultiRZ in the gate-list interpreter"
 PARITY_JSON = "bench-results/parity_circuits.json"
+# ``--circuit pauli``: PauliRot on three random wires, a random word of X, Y and Z each, as in
+# Trotterized Hamiltonians (``ApproxTimeEvolution``).
+PAULI_GATES = ("PauliRot", "RX", "CRY")
+PAULI_SECTION = "## Three-wire PauliRot in the gate-list interpreter"
+PAULI_JSON = "bench-results/pauli_circuits.json"
 KINDS = {
     "random": RANDOM_GATES,
     "two-wire": TWO_WIRE_GATES,
     "dense": DENSE_GATES,
     "doubles": DOUBLES_GATES,
     "parity": PARITY_GATES,
+    "pauli": PAULI_GATES,
 }
 # The circuits measured against *split* (the stretches split at the rows of the dense,
 # two-level and parity kernels), not against *unrolled*.
-SPLIT_CIRCUITS = ("dense", "doubles", "parity")
+SPLIT_CIRCUITS = ("dense", "doubles", "parity", "pauli")
 RANDOM_METHODS = ("adjoint",)  # the interpreter runs under the adjoint rule only
 JSON = "bench-results/repeated_patterns.json"
 RANDOM_JSON = "bench-results/random_circuits.json"
@@ -103,6 +110,10 @@ def random_circuit(qml, n: int, layers: int, w, kinds=RANDOM_GATES) -> None:
                 size = 4 if name == "DoubleExcitation" else 3
                 wires = [int(x) for x in rng.choice(n, size, replace=False)]
                 getattr(qml, name)(w[layer, k], wires)
+            elif name == "PauliRot":
+                word = "".join("XYZ"[int(x)] for x in rng.integers(3, size=3))
+                wires = [int(x) for x in rng.choice(n, 3, replace=False)]
+                qml.PauliRot(w[layer, k], word, wires)
             else:
                 wires = a if name in ("RX", "RY") else [a, b]
                 getattr(qml, name)(w[layer, k], wires)
@@ -240,16 +251,18 @@ def to_markdown(data: dict) -> str:
             "dense": DENSE_SECTION,
             "doubles": DOUBLES_SECTION,
             "parity": PARITY_SECTION,
+            "pauli": PAULI_SECTION,
         }
         split = {
             "dense": "dense two-wire matrix (IsingYY, SingleExcitationPlus/Minus)",
             "doubles": "DoubleExcitation",
             "parity": "three-wire MultiRZ",
+            "pauli": "three-wire PauliRot",
         }
         baseline = (
             f"*split*: the stretches split at each {split[circuit]}, which then runs as its own "
-            "kernel: the program before the dense, two-level and parity kernels, with their "
-            "closed forms;"
+            "kernel: the program before the dense, two-level, parity and Pauli kernels, with "
+            "their closed forms;"
             if circuit in SPLIT_CIRCUITS
             else "*unrolled*: `set_compact(False)`, one kernel per gate;"
         )
@@ -348,6 +361,7 @@ def main(argv=None) -> None:
     sections["dense"] = (DENSE_JSON, DENSE_SECTION)
     sections["doubles"] = (DOUBLES_JSON, DOUBLES_SECTION)
     sections["parity"] = (PARITY_JSON, PARITY_SECTION)
+    sections["pauli"] = (PAULI_JSON, PAULI_SECTION)
     if args.json == JSON:
         args.json = sections[args.circuit][0]
     data = load_or_measure(args.render, args.json, lambda: measure(args))

@@ -177,6 +177,62 @@ def _double_excitation(p):
     return eye + as_complex(c - 1) * as_complex(_LEVELS_E) + as_complex(s) * as_complex(_LEVELS_A)
 
 
+_PAULI_MATRICES = {
+    "I": np.eye(2),
+    "X": np.array([[0, 1], [1, 0]]),
+    "Y": np.array([[0, -1j], [1j, 0]]),
+    "Z": np.array([[1, 0], [0, -1]]),
+}
+
+
+@dataclass(frozen=True)
+class PauliRotation:
+    """``PauliRot(p, word)``: ``cos(p/2) I - i sin(p/2) P``, ``P`` the word's constant matrix.
+
+    Equal words compare equal, so that their gates repeat (``_repeat.signature``). Words of
+    one length are one ``family``: ``GateValues`` evaluates them in one batch, with ``P`` (the
+    ``constant``) stacked per gate. A formula per word compiled its own small graph: random
+    three-wire words at n=8, 20 layers took 3.2 s to compile against 0.6 s for one word.
+    """
+
+    word: str
+
+    def __call__(self, p):
+        return self.with_constant(p, self.constant)
+
+    @property
+    def family(self) -> tuple[str, int]:
+        return "PauliRot", len(self.word)
+
+    @property
+    def constant(self) -> np.ndarray:
+        return functools.reduce(np.kron, [_PAULI_MATRICES[c] for c in self.word])
+
+    @staticmethod
+    def with_constant(p, pauli):
+        c, s = jnp.cos(p[0] / 2), jnp.sin(p[0] / 2)
+        eye = jnp.eye(pauli.shape[-1], dtype=state_dtype())
+        return as_complex(c) * eye - 1j * as_complex(s) * as_complex(pauli)
+
+    @property
+    def flip(self) -> int:
+        """The index ``F`` (the word's own wire order, first wire the top bit) that ``P`` maps
+        ``|0...0>`` to: its X and Y letters."""
+        return sum(1 << (len(self.word) - 1 - k) for k, c in enumerate(self.word) if c in "XY")
+
+
+def two_levels(gate: Gate) -> tuple[int, int] | None:
+    """``(a, b)`` for a gate that is one 2x2 matrix on the pairs of amplitudes that differ
+    like its indices ``a`` and ``b`` (its values there: ``M[a, a], M[a, b], M[b, a], M[b,
+    b]``), or None: DoubleExcitation (``DOUBLE_LEVELS``), PauliRot with an X or Y and any
+    one-wire PauliRot (its whole matrix)."""
+    if gate.fn is _double_excitation:
+        return DOUBLE_LEVELS
+    if isinstance(gate.fn, PauliRotation) and (gate.fn.flip or len(gate.fn.word) == 1):
+        return 0, gate.fn.flip or 1
+    return None
+
+
 def _swap_phase(p):
     e = jnp.exp(1j * p[0])
     return _mat2(0, e, e, 0)
@@ -326,6 +382,9 @@ def compile_gate(op: qml.operation.Operator, axis_of: dict) -> Gate:
     if name == "MultiControlledX":
         values = tuple(int(v) for v in op.hyperparameters["control_values"])
         return Gate(name, "x", axes[-1:], axes[:-1], values, None, 0)
+    if name == "PauliRot":
+        fn = PauliRotation(op.hyperparameters["pauli_word"])
+        return Gate(name, "matrix", axes, fn=fn, n_params=1, closed_form=True)
     if name == "DiagonalQubitUnitary":
         return Gate(name, "diag", axes, fn=lambda p: as_complex(p[0]), n_params=1)
     if name == "QubitUnitary":
@@ -390,12 +449,18 @@ class GateValues:
                 continue
             dtypes = source.scalar_dtypes(i) if gate.closed_form else None
             if dtypes is not None:
-                groups.setdefault((gate.fn, dtypes), []).append(i)
+                groups.setdefault((getattr(gate.fn, "family", gate.fn), dtypes), []).append(i)
             else:
                 self._direct[i] = gate.fn(source.params(i))
-        for (fn, dtypes), ids in groups.items():
+        for (_, dtypes), ids in groups.items():
             stacked = [source.stacked(ids, k) for k in range(len(dtypes))]
-            self._batches.append(jax.vmap(lambda *p, fn=fn: fn(p))(*stacked))
+            fn = gates[ids[0]].fn
+            if isinstance(fn, PauliRotation):  # a family: its constants stacked per gate
+                paulis = np.stack([cast(PauliRotation, gates[i].fn).constant for i in ids])
+                batch = jax.vmap(lambda c, *p: PauliRotation.with_constant(p, c))(paulis, *stacked)
+            else:
+                batch = jax.vmap(lambda *p, fn=fn: fn(p))(*stacked)
+            self._batches.append(batch)
             for row, i in enumerate(ids):
                 self._at[i] = (len(self._batches) - 1, row)
 

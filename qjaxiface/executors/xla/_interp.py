@@ -31,7 +31,10 @@ stretch that holds such a row carries 16 values per row instead of 4. A DoubleEx
 row of the two-level kernel (``n + 3``): a 2x2 matrix on the pairs ``x, x ^ F`` (``F`` its four
 wires' bits) where those bits read ``0011`` or ``1100``, the other amplitudes left alone. A
 MultiRZ on three or more wires is a row of the parity kernel (``n + 4``): a diagonal whose two
-values are picked by the parity of the bits under its mask.
+values are picked by the parity of the bits under its mask. A PauliRot whose word has an X or
+a Y is a row of the Pauli kernel (``n + 5``): ``cos(p/2) s[x] - i sin(p/2) P[x, x ^ F] s[x ^
+F]``, ``F`` its X and Y bits, with ``P``'s entries ``±`` one value by the parity of ``x``'s Y
+and Z bits: one gather.
 
 On up to ``GATHER_WIRES`` wires, one-wire matrices run on the generic kernel too (the pairs
 ``x, x ^ bit_t``), so that a stretch compiles two kernels instead of ``n + 2``: random
@@ -60,6 +63,7 @@ against 18 ms unrolled. One residual layout for every branch, a ``(pairs, 2)`` v
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +74,7 @@ import numpy as np
 
 from ..._dtypes import state_dtype
 from ._compact import compact_enabled
-from ._gates import DOUBLE_LEVELS, Gate, GateValues
+from ._gates import Gate, GateValues, PauliRotation, two_levels
 from ._kernels import num_wires_of
 from ._repeat import Repeat
 
@@ -109,7 +113,9 @@ class Interp:
             for a dense two-wire matrix on the bits ``p``, ``q``; ``n + 3`` for a two-level
             row), the shifts of the bits ``p``, ``q`` and ``t`` in the flat index (a two-level
             row: its flip mask ``F`` in place of ``p``; ``n + 4`` for a parity diagonal, its
-            mask of wires in place of ``p``), the control mask, the control values
+            mask of wires in place of ``p``; ``n + 5`` for a Pauli rotation, the masks of its
+            X and Y bits and of its Y and Z bits in place of ``p``, ``q``), the control mask,
+            the control values
             under the mask (a two-level row: the mask of every bit it reads, and the low
             side's values there), 1 for a diagonal, and 1 for a pair kernel that acts where
             ``x_p != x_q`` alone.
@@ -176,6 +182,12 @@ def row_of(gate: Gate, n: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]
     if gate.name == "MultiRZ" and len(axes) > 2:  # the parity kernel: even and odd values
         wires = sum(1 << shift[a] for a in axes)
         return (n + 4, wires, 0, 0, mask, want, 1, 0), _VALUE
+    if isinstance(gate.fn, PauliRotation):  # the Pauli kernel
+        if not gate.fn.flip:  # Z and I alone: a MultiRZ, which a PauliRot block cannot read
+            return None
+        flip = sum(1 << shift[a] for a, c in zip(axes, gate.fn.word) if c in "XY")
+        signs = sum(1 << shift[a] for a, c in zip(axes, gate.fn.word) if c in "YZ")
+        return (n + 5, flip, signs, 0, mask, want, 0, 0), _VALUE
     if gate.name == "DoubleExcitation":  # the two-level kernel: |0011> <-> |1100>
         flip = sum(1 << shift[a] for a in axes)
         low = (1 << shift[axes[2]]) | (1 << shift[axes[3]])
@@ -249,10 +261,17 @@ def table(interp: Interp, gates: Sequence[Gate], values: GateValues, tangent: bo
     rows' four values then padding. One gather per gate formula (``GateValues.blocks``) and
     one for the rows, so reverse mode scatters into each formula whole."""
     blocks, row_of_gate = values.blocks(interp.ids)
+    gate_at = {row: i for i, row in row_of_gate.items()}
+    starts = np.cumsum([0] + [int(b.shape[0]) for b in blocks])
+    # Per block, each gate's two levels (``_gates.two_levels``): a family of PauliRots shares
+    # one block, each word with its own.
+    levels = [
+        [two_levels(gates[gate_at[r]]) for r in range(a, b)] for a, b in itertools.pairwise(starts)
+    ]
     # 16 entries per gate only where a 4x4 matrix is read from: the tables are per gate, and
     # the adjoint rule keeps them (and their cotangents) alive across the sweep.
     width = 16 if any(c not in (None, _VALUE) for c in interp.cols) else 4
-    flat = [_padded(b, width) for b in blocks]
+    flat = [_padded(b, width, lv) for b, lv in zip(blocks, levels)]
     dtype = flat[0].dtype if flat else state_dtype()
     flip = np.zeros(width)
     if not tangent:
@@ -272,14 +291,16 @@ def _wide(interp: Interp) -> bool:
     return _DENSE in interp.cols
 
 
-def _padded(block: Array, width: int) -> Array:
-    """A block of gate values as ``(k, width)``: a 4x4 matrix flattened, others as
-    ``_as_rows`` then zeros."""
-    if block.ndim == 3 and block.shape[1] == 4:
+def _padded(block: Array, width: int, levels: Sequence[tuple[int, int] | None]) -> Array:
+    """A block of gate values as ``(k, width)``: the 2x2 matrix on each gate's two ``levels``
+    (``_gates.two_levels``), a 4x4 matrix flattened, others as ``_as_rows``, then zeros."""
+    if levels[0] is not None:
+        pairs = np.array(levels, dtype=np.int32)
+        a, b = pairs[:, :1], pairs[:, 1:]  # (k, 1) each
+        gate = np.arange(len(pairs), dtype=np.int32)[:, None]
+        rows = block[gate, np.hstack([a, a, b, b]), np.hstack([a, b, a, b])]
+    elif block.ndim == 3 and block.shape[1] == 4:
         return jnp.reshape(block, (block.shape[0], 16))
-    if block.ndim == 3 and block.shape[1] == 16:  # DoubleExcitations: their two levels
-        lo, hi = DOUBLE_LEVELS
-        rows = block[:, np.array([lo, lo, hi, hi]), np.array([lo, hi, lo, hi])]
     else:
         rows = _as_rows(block)
     if width == 4:
@@ -358,10 +379,28 @@ def _pick(sel: Array, values: Sequence[Array]) -> Array:
     return jnp.where(sel == 0, a, jnp.where(sel == 1, b, jnp.where(sel == 2, c, d)))
 
 
+def _odd(idx: Array, mask: Array) -> Array:
+    """1 where ``x & mask`` has an odd number of bits, else 0."""
+    return jax.lax.population_count(idx & mask) & 1
+
+
 def _parity(idx: Array, row: Array) -> Array:
     """``3 * parity(x & mask)`` per amplitude: a parity row's selection of ``v[0]`` (even) or
     ``v[3]`` (odd), as a one-wire diagonal's (``_selection``)."""
-    return 3 * (jax.lax.population_count(idx & row[1]) & 1)
+    return 3 * _odd(idx, row[1])
+
+
+def _pauli_kernel(n: int):
+    """Apply a Pauli rotation row: ``v[0] s[x] + (-1)^{|x & YZ|} v[1] s[x ^ F]`` where the
+    controls hold (``v[1] = M[0, F]``; for the transpose, ``v[2] = M[F, 0]`` takes its place),
+    one pass and a gather."""
+
+    def apply(s, v, row):
+        idx = _indices(n)
+        other = jnp.where(_odd(idx, row[2]) == 1, -v[1], v[1])
+        return jnp.where(_mask(idx, row), v[0] * s + other * s[idx ^ row[1]], s)
+
+    return apply
 
 
 def _diag_kernel(n: int, selection=_selection):
@@ -434,7 +473,7 @@ def _partner_kernel(sides, n: int):
 def _branch(branch: int, n: int):
     """(kernel, adjoint weigher) of switch branch ``branch`` (``Interp.rows``): the matrix
     kernel of target wire ``branch``, or the diagonal (``n``), pair (``n + 1``), dense
-    (``n + 2``), two-level (``n + 3``) or parity (``n + 4``) kernel."""
+    (``n + 2``), two-level (``n + 3``), parity (``n + 4``) or Pauli (``n + 5``) kernel."""
     if branch < n:
         return _matrix_kernel(branch, n), _matrix_weights(branch, n)
     if branch == n:
@@ -445,7 +484,9 @@ def _branch(branch: int, n: int):
         return _dense_kernel(n), _dense_weights(n)
     if branch == n + 3:
         return _partner_kernel(_level_sides, n), _partner_weights(_level_sides, n)
-    return _diag_kernel(n, _parity), _diag_weights(n, _parity)
+    if branch == n + 4:
+        return _diag_kernel(n, _parity), _diag_weights(n, _parity)
+    return _pauli_kernel(n), _pauli_weights(n)
 
 
 @jax.custom_jvp
@@ -519,6 +560,20 @@ def _dense_weights(n: int):
         classes = [on & (sel == i) for i in range(4)]
         pairs = [(prods[i ^ j], classes[i]) for i in range(4) for j in range(4)]
         return _class_sums(*zip(*pairs))
+
+    return weigh
+
+
+def _pauli_weights(n: int):
+    def weigh(ket, bras, row):
+        idx = _indices(n)
+        on, odd = _mask(idx, row), _odd(idx, row[2]) == 1
+        a, b = bras * ket, bras * ket[idx ^ row[1]]
+        w = _class_sums((a, b, b), (on, on & ~odd, on & odd))
+        zero = jnp.zeros_like(w[..., 0])
+        # The row's diagonal is v[0] everywhere and its other entries ±v[1]: v[2] and v[3]
+        # (the same values, read for the transpose) get no weight.
+        return jnp.stack([w[..., 0], w[..., 1] - w[..., 2], zero, zero], axis=-1)
 
     return weigh
 

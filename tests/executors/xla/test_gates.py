@@ -90,3 +90,38 @@ def test_closed_forms_of_two_wire_excitations_equal_pennylane():
         got = jax.vmap(lambda a, fn=gate.fn: fn([a]))(jnp.asarray(angles))
         ref = np.stack([qml.matrix(kind(a, wires)) for a in angles])
         np.testing.assert_allclose(got, ref, atol=1e-12)
+
+
+def test_pauli_rotations_are_one_closed_form_per_word():
+    """PauliRot: ``cos(p/2) I - i sin(p/2) P`` per word, against PennyLane's matrices; equal
+    words share one formula, and the two levels the interpreter reads are ``0`` and the word's
+    X and Y bits."""
+    from qjaxiface.executors.xla._gates import compile_gate, two_levels
+
+    angles = jnp.asarray([-2.3, 0.0, 0.7])
+    for word, flip in (("X", 1), ("Z", 0), ("YZ", 2), ("XIYZ", 10), ("ZZZ", 0)):
+        wires = list(range(len(word)))
+        axis_of = {w: w for w in wires}
+        gate = compile_gate(qml.PauliRot(0.1, word, wires), axis_of)
+        assert gate.closed_form
+        assert gate.fn == compile_gate(qml.PauliRot(0.2, word, wires), axis_of).fn
+        # One wire: the whole 2x2 matrix; more without an X or Y: not two levels.
+        assert two_levels(gate) == ((0, flip or 1) if flip or len(word) == 1 else None)
+        got = jax.vmap(lambda a, fn=gate.fn: fn([a]))(angles)
+        ref = np.stack([qml.matrix(qml.PauliRot(a, word, wires)) for a in angles])
+        np.testing.assert_allclose(got, ref, atol=1e-12)
+
+
+def test_pauli_rotations_of_one_length_share_one_batch():
+    """Words of one length are one formula family: one batch, each gate its own word."""
+    words = ["XYZ", "ZZY", "XYZ", "YXX"]
+    ops = [qml.PauliRot(0.3 * (k + 1), word, [0, 1, 2]) for k, word in enumerate(words)]
+    ops += [qml.PauliRot(0.5, "XY", [1, 2])]
+    tape = preprocess(qml.tape.QuantumScript(ops, [qml.state()]))  # no gate outside the cone
+    leaves = tuple(jnp.asarray(p) for p in tape.get_parameters(trainable_only=False))
+    program = TapeProgram(tape)
+    values = program.gate_values(leaves)
+    batches, direct = values.arrays()
+    assert sorted(b.shape for b in batches) == [(1, 4, 4), (4, 8, 8)] and not direct
+    for i, op in enumerate(ops):
+        np.testing.assert_allclose(values[i], qml.matrix(op), atol=1e-12)

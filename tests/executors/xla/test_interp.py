@@ -38,8 +38,8 @@ def _unitary(p):
 
 # Every kind of row: controlled one-wire matrices (with zero-valued controls too), one- and
 # two-wire diagonals with and without controls, bit flips, constant and parametrized gates,
-# pair rows, dense two-wire matrices (closed form, PennyLane's matrix, a QubitUnitary) and
-# parity diagonals.
+# pair rows, dense two-wire matrices (closed form, PennyLane's matrix, a QubitUnitary),
+# parity diagonals and Pauli rotations.
 KINDS = [
     lambda p, a, b, c: qml.CRX(p, [a, b]),
     lambda p, a, b, c: qml.CRY(p, [b, a]),
@@ -49,6 +49,8 @@ KINDS = [
     lambda p, a, b, c: qml.IsingZZ(p, [b, c]),
     lambda p, a, b, c: qml.MultiRZ(p, [c, a]),
     lambda p, a, b, c: qml.MultiRZ(p, [b, c, a]),
+    lambda p, a, b, c: qml.PauliRot(p, "XYZ", [c, a, b]),
+    lambda p, a, b, c: qml.PauliRot(p, "YZ", [b, c]),
     lambda p, a, b, c: qml.RX(p, a),
     lambda p, a, b, c: qml.Rot(p, -p, 0.5 * p, b),
     lambda p, a, b, c: qml.U3(p, 0.2, -0.4, c),
@@ -80,7 +82,7 @@ KINDS = [
     lambda p, a, b, c: qml.QubitUnitary(_unitary(p), [c, b]),
 ]
 # A gate no row runs: it splits a stretch.
-BREAKER = lambda wires: qml.PauliRot(0.7, "XYZ", wires)  # noqa: E731
+BREAKER = lambda wires: qml.QubitUnitary(qml.matrix(qml.QFT(wires=range(3))), wires)  # noqa: E731
 
 
 def random_ops(params, seed: int = 0, breaker: bool = True) -> list:
@@ -157,6 +159,11 @@ def test_rows_cover_the_interpretable_gates(monkeypatch):
     # bits 0, 3, 2). On two wires it is a two-wire diagonal.
     assert rows(qml.MultiRZ(0.1, [3, 0, 1])) == [(n + 4, 13, 0, 0, 0, 0, 1, 0)]
     assert rows(qml.MultiRZ(0.1, [3, 0])) == [(n, 0, 3, 0, 0, 0, 1, 0)]
+    # PauliRot: the Pauli kernel, on the masks of its X, Y bits and of its Y, Z bits (wires
+    # 3, 0, 1 are bits 0, 3, 2). Without an X or a Y it is not a row on two or more wires.
+    assert rows(qml.PauliRot(0.1, "XYZ", [3, 0, 1])) == [(n + 5, 9, 12, 0, 0, 0, 0, 0)]
+    assert rows(qml.PauliRot(0.1, "ZZZ", [3, 0, 1])) is None
+    assert rows(qml.PauliRot(0.1, "ZI", [3, 0])) is None
     assert rows(BREAKER([0, 1, 2])) is None
 
 
@@ -248,6 +255,15 @@ PARITY_KINDS = [
     lambda p, w: qml.RX(p, w[1]),
     lambda p, w: qml.IsingXX(p, w[1:3]),
 ]
+# PauliRot with X and Y letters: the Pauli kernel (with an identity letter too; two words of
+# one length share a block of values). Then an RZ.
+PAULI_KINDS = [
+    lambda p, w: qml.PauliRot(p, "XYZ", w[:3]),
+    lambda p, w: qml.PauliRot(p, "YIXZ", w),
+    lambda p, w: qml.PauliRot(p, "ZXY", w[1:]),
+    lambda p, w: qml.PauliRot(p, "YY", w[2:]),
+    lambda p, w: qml.RZ(p, w[1]),
+]
 
 
 def _stretch_tape(kinds, params, measurements):
@@ -262,10 +278,15 @@ def _stretch_tape(kinds, params, measurements):
 
 @pytest.mark.parametrize(
     ("kinds", "branch", "heavy"),
-    [(DENSE_KINDS, N + 2, 4), (LEVEL_KINDS, N + 3, 2), (PARITY_KINDS, N + 4, 2)],
-    ids=["dense", "two-level", "parity"],
+    [
+        (DENSE_KINDS, N + 2, 4),
+        (LEVEL_KINDS, N + 3, 2),
+        (PARITY_KINDS, N + 4, 2),
+        (PAULI_KINDS, N + 5, 4),
+    ],
+    ids=["dense", "two-level", "parity", "pauli"],
 )
-def test_two_wire_matrices_double_excitations_and_parities_run_on_their_kernels(
+def test_matrices_excitations_parities_and_pauli_rotations_run_on_their_kernels(
     kinds, branch, heavy
 ):
     params = jnp.asarray(np.random.default_rng(8).uniform(-np.pi, np.pi, MIN_GATES + 4))
