@@ -449,7 +449,8 @@ class GateValues:
                 continue
             dtypes = source.scalar_dtypes(i) if gate.closed_form else None
             if dtypes is not None:
-                groups.setdefault((getattr(gate.fn, "family", gate.fn), dtypes), []).append(i)
+                family = gate.fn.family if isinstance(gate.fn, PauliRotation) else gate.fn
+                groups.setdefault((family, dtypes), []).append(i)
             else:
                 self._direct[i] = gate.fn(source.params(i))
         for (_, dtypes), ids in groups.items():

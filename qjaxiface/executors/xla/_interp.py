@@ -115,10 +115,9 @@ class Interp:
             row: its flip mask ``F`` in place of ``p``; ``n + 4`` for a parity diagonal, its
             mask of wires in place of ``p``; ``n + 5`` for a Pauli rotation, the masks of its
             X and Y bits and of its Y and Z bits in place of ``p``, ``q``), the control mask,
-            the control values
-            under the mask (a two-level row: the mask of every bit it reads, and the low
-            side's values there), 1 for a diagonal, and 1 for a pair kernel that acts where
-            ``x_p != x_q`` alone.
+            the control values under the mask (a two-level row: the mask of every bit it
+            reads, and the low side's values there), 1 for a diagonal, and 1 for a pair kernel
+            that acts where ``x_p != x_q`` alone.
         cols: per row, the four entries of its gate's value it reads (all 16 for a dense
             row; ``table``; None: a bit flip, a constant).
     """
