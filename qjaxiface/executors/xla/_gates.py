@@ -220,16 +220,27 @@ class PauliRotation:
         ``|0...0>`` to: its X and Y letters."""
         return sum(1 << (len(self.word) - 1 - k) for k, c in enumerate(self.word) if c in "XY")
 
+    @property
+    def levels(self) -> tuple[int, int] | None:
+        """The two levels whose 2x2 matrix the interpreter reads (``two_levels``): ``0`` and
+        ``F``; without X and Y, ``0`` and one Z letter's bit (the diagonal's even and odd
+        values); one wire: the whole matrix. None for a word of identities."""
+        m = len(self.word)
+        z = [1 << (m - 1 - k) for k, c in enumerate(self.word) if c == "Z"]
+        if m == 1 or not (self.flip or z):
+            return (0, 1) if m == 1 else None
+        return 0, self.flip or z[0]
+
 
 def two_levels(gate: Gate) -> tuple[int, int] | None:
     """``(a, b)`` for a gate that is one 2x2 matrix on the pairs of amplitudes that differ
     like its indices ``a`` and ``b`` (its values there: ``M[a, a], M[a, b], M[b, a], M[b,
-    b]``), or None: DoubleExcitation (``DOUBLE_LEVELS``), PauliRot with an X or Y and any
-    one-wire PauliRot (its whole matrix)."""
+    b]``), or None: DoubleExcitation (``DOUBLE_LEVELS``) and PauliRot
+    (``PauliRotation.levels``)."""
     if gate.fn is _double_excitation:
         return DOUBLE_LEVELS
-    if isinstance(gate.fn, PauliRotation) and (gate.fn.flip or len(gate.fn.word) == 1):
-        return 0, gate.fn.flip or 1
+    if isinstance(gate.fn, PauliRotation):
+        return gate.fn.levels
     return None
 
 

@@ -182,11 +182,13 @@ def row_of(gate: Gate, n: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]
         wires = sum(1 << shift[a] for a in axes)
         return (n + 4, wires, 0, 0, mask, want, 1, 0), _VALUE
     if isinstance(gate.fn, PauliRotation):  # the Pauli kernel
-        if not gate.fn.flip:  # Z and I alone: a MultiRZ, which a PauliRot block cannot read
-            return None
         flip = sum(1 << shift[a] for a, c in zip(axes, gate.fn.word) if c in "XY")
         signs = sum(1 << shift[a] for a, c in zip(axes, gate.fn.word) if c in "YZ")
-        return (n + 5, flip, signs, 0, mask, want, 0, 0), _VALUE
+        if flip:
+            return (n + 5, flip, signs, 0, mask, want, 0, 0), _VALUE
+        if signs:  # Z and I alone: a MultiRZ on the Z wires, a parity diagonal
+            return (n + 4, signs, 0, 0, mask, want, 1, 0), _VALUE
+        return None
     if gate.name == "DoubleExcitation":  # the two-level kernel: |0011> <-> |1100>
         flip = sum(1 << shift[a] for a in axes)
         low = (1 << shift[axes[2]]) | (1 << shift[axes[3]])

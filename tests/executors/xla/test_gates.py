@@ -94,19 +94,20 @@ def test_closed_forms_of_two_wire_excitations_equal_pennylane():
 
 def test_pauli_rotations_are_one_closed_form_per_word():
     """PauliRot: ``cos(p/2) I - i sin(p/2) P`` per word, against PennyLane's matrices; equal
-    words share one formula, and the two levels the interpreter reads are ``0`` and the word's
-    X and Y bits."""
+    words share one formula, and the interpreter reads the levels ``0`` and the word's X and Y
+    bits (without them, one Z bit)."""
     from qjaxiface.executors.xla._gates import compile_gate, two_levels
 
     angles = jnp.asarray([-2.3, 0.0, 0.7])
-    for word, flip in (("X", 1), ("Z", 0), ("YZ", 2), ("XIYZ", 10), ("ZZZ", 0)):
+    cases = [("X", (0, 1)), ("Z", (0, 1)), ("YZ", (0, 2)), ("XIYZ", (0, 10)), ("ZIZ", (0, 4))]
+    for word, levels in [*cases, ("II", None)]:
         wires = list(range(len(word)))
         axis_of = {w: w for w in wires}
         gate = compile_gate(qml.PauliRot(0.1, word, wires), axis_of)
         assert gate.closed_form
         assert gate.fn == compile_gate(qml.PauliRot(0.2, word, wires), axis_of).fn
-        # One wire: the whole 2x2 matrix; more without an X or Y: not two levels.
-        assert two_levels(gate) == ((0, flip or 1) if flip or len(word) == 1 else None)
+        # One wire: the whole 2x2 matrix; 0 and the X, Y bits; without them, 0 and a Z bit.
+        assert two_levels(gate) == levels
         got = jax.vmap(lambda a, fn=gate.fn: fn([a]))(angles)
         ref = np.stack([qml.matrix(qml.PauliRot(a, word, wires)) for a in angles])
         np.testing.assert_allclose(got, ref, atol=1e-12)

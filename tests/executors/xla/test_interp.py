@@ -160,10 +160,11 @@ def test_rows_cover_the_interpretable_gates(monkeypatch):
     assert rows(qml.MultiRZ(0.1, [3, 0, 1])) == [(n + 4, 13, 0, 0, 0, 0, 1, 0)]
     assert rows(qml.MultiRZ(0.1, [3, 0])) == [(n, 0, 3, 0, 0, 0, 1, 0)]
     # PauliRot: the Pauli kernel, on the masks of its X, Y bits and of its Y, Z bits (wires
-    # 3, 0, 1 are bits 0, 3, 2). Without an X or a Y it is not a row on two or more wires.
+    # 3, 0, 1 are bits 0, 3, 2). Without an X or a Y: a parity diagonal on its Z wires.
     assert rows(qml.PauliRot(0.1, "XYZ", [3, 0, 1])) == [(n + 5, 9, 12, 0, 0, 0, 0, 0)]
-    assert rows(qml.PauliRot(0.1, "ZZZ", [3, 0, 1])) is None
-    assert rows(qml.PauliRot(0.1, "ZI", [3, 0])) is None
+    assert rows(qml.PauliRot(0.1, "ZZZ", [3, 0, 1])) == [(n + 4, 13, 0, 0, 0, 0, 1, 0)]
+    assert rows(qml.PauliRot(0.1, "ZI", [3, 0])) == [(n + 4, 1, 0, 0, 0, 0, 1, 0)]
+    assert rows(qml.PauliRot(0.1, "II", [3, 0])) is None
     assert rows(BREAKER([0, 1, 2])) is None
 
 
@@ -255,13 +256,14 @@ PARITY_KINDS = [
     lambda p, w: qml.RX(p, w[1]),
     lambda p, w: qml.IsingXX(p, w[1:3]),
 ]
-# PauliRot with X and Y letters: the Pauli kernel (with an identity letter too; two words of
-# one length share a block of values). Then an RZ.
+# PauliRot with X and Y letters: the Pauli kernel (with an identity letter too; words of one
+# length share a block of values). Then a word of Z and I (a parity row) and an RZ.
 PAULI_KINDS = [
     lambda p, w: qml.PauliRot(p, "XYZ", w[:3]),
     lambda p, w: qml.PauliRot(p, "YIXZ", w),
     lambda p, w: qml.PauliRot(p, "ZXY", w[1:]),
     lambda p, w: qml.PauliRot(p, "YY", w[2:]),
+    lambda p, w: qml.PauliRot(p, "ZIZ", w[1:]),
     lambda p, w: qml.RZ(p, w[1]),
 ]
 
@@ -496,3 +498,30 @@ def test_class_sums_match_masked_sums_and_differentiate():
     assert low.dtype == jnp.complex64
     np.testing.assert_allclose(low, want, atol=1e-5)
     check_grads(f, xs, order=2, modes=("fwd", "rev"))
+
+
+def test_trotterized_ising_runs_interpreted_and_differentiates_as_default_qubit():
+    """``ApproxTimeEvolution`` of an Ising chain: PauliRot ZZ (parity rows) and X terms, with
+    trainable couplings, against PennyLane's backprop."""
+    pairs = [(w, w + 1) for w in range(N - 1)]
+
+    def tape_of(p):
+        coeffs = [p[k] for k in range(len(pairs))] + [0.7] * N
+        terms = [qml.Z(a) @ qml.Z(b) for a, b in pairs] + [qml.X(w) for w in range(N)]
+        ops = [qml.Hadamard(w) for w in range(N)]
+        ops.append(qml.ApproxTimeEvolution(qml.Hamiltonian(coeffs, terms), 0.8, 4))
+        return preprocess(qml.tape.QuantumScript(ops, EXPVALS))
+
+    params = jnp.asarray(np.random.default_rng(11).uniform(0.2, 1.5, len(pairs)))
+    words = {op.hyperparameters["pauli_word"] for op in tape_of(params).operations[N:]}
+    assert words == {"ZZ", "X"}
+    assert [type(x).__name__ for x in TapeProgram(tape_of(params), interp=True).plan] == ["Interp"]
+
+    def f(p, method):
+        if method == "adjoint":
+            return jnp.stack(xla_execute([tape_of(p)], diff_method="adjoint")[0])
+        return jnp.stack(qml.execute([tape_of(p)], DEV, diff_method="backprop")[0])
+
+    ref = jax.jit(jax.jacobian(f), static_argnums=1)(params, "backprop")
+    got = jax.jit(jax.jacobian(f), static_argnums=1)(params, "adjoint")
+    np.testing.assert_allclose(got, ref, atol=1e-10)
