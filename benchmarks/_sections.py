@@ -11,11 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def run_worker(cmd: list[str], timeout: float) -> dict:
+def run_worker(cmd: list[str], timeout: float, env_extra: dict | None = None) -> dict:
     """Run ``cmd`` (a script's worker mode, printing one JSON line last) in a fresh process
-    without a persistent compilation cache: its result, ``{"timeout": ...}`` or
-    ``{"error": <its last stderr line>}``."""
+    without a persistent compilation cache, with ``env_extra`` set: its result,
+    ``{"timeout": ...}`` or ``{"error": <its last stderr line>}``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env.update(env_extra or {})
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:

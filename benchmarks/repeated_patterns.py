@@ -21,7 +21,13 @@ SingleExcitationPlus/Minus), against the program that split its stretches at eac
 ``--circuit doubles`` with DoubleExcitations (the two-level kernel) and SingleExcitations, the
 "DoubleExcitation" section; ``--circuit parity`` with three-wire MultiRZ gates (the parity
 kernel), the "MultiRZ" section; ``--circuit pauli`` with three-wire PauliRot gates of random
-words (the Pauli kernel), the "PauliRot" section.
+words (the Pauli kernel), the "PauliRot" section. ``--before PATH`` measures a checkout of an
+earlier qjaxiface (a ``git worktree``; its package is imported through ``PYTHONPATH``) in place
+of *unrolled*/*split*, its default program against this one's, and replaces the "One kernel for
+every target wire" section (``--circuit random``: the interpreter's one-wire kernel):
+
+    git worktree add /tmp/before <rev>
+    python benchmarks/repeated_patterns.py --circuit random --before /tmp/before --ns 8 10 12 14
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ METHODS = ("backprop", "adjoint")
 CATALYST_METHODS = ("adjoint",)
 SECTION = "## Repeated patterns: one loop against one kernel per gate"
 RANDOM_SECTION = "## Circuits without repetition: the gate-list interpreter"
-MODES = ("looped", "loops", "unrolled", "split", "catalyst")
+MODES = ("looped", "loops", "unrolled", "split", "before", "catalyst")
 RANDOM_GATES = ("CRX", "CRY", "CRZ", "IsingZZ", "RX")
 # ``--circuit two-wire``: gates the interpreter runs with its pair kernel, among others.
 TWO_WIRE_GATES = ("CRX", "SingleExcitation", "IsingXX", "SWAP", "RY", "IsingXY")
@@ -78,6 +84,9 @@ SPLIT_CIRCUITS = ("dense", "doubles", "parity", "pauli")
 RANDOM_METHODS = ("adjoint",)  # the interpreter runs under the adjoint rule only
 JSON = "bench-results/repeated_patterns.json"
 RANDOM_JSON = "bench-results/random_circuits.json"
+# ``--before``: this checkout's default program against an earlier one's.
+BEFORE_SECTION = "## One kernel for every target wire in the gate-list interpreter"
+BEFORE_JSON = "bench-results/one_wire_kernel.json"
 
 
 def ansatz(qml, n: int, layers: int, w) -> None:
@@ -158,7 +167,7 @@ def _work(mode: str, n: int, layers: int, method: str, circuit_name: str = "laye
 
             row_of = _interp.row_of
             _interp.row_of = lambda gate, n: (
-                None if (found := row_of(gate, n)) and found[0][0] >= n + 2 else found
+                None if (found := row_of(gate, n)) and found[0][0] >= _interp.DENSE else found
             )
         step = jax.jit(jax.grad(circuit))
     t0 = time.perf_counter()
@@ -167,10 +176,10 @@ def _work(mode: str, n: int, layers: int, method: str, circuit_name: str = "laye
     return {"first": first, "steady": _steady(lambda: jax.block_until_ready(step(w)))}
 
 
-def _spawn(python, mode, n, layers, method, timeout, circuit="layered") -> dict:
+def _spawn(python, mode, n, layers, method, timeout, circuit="layered", before=None) -> dict:
     cmd = [python, __file__, "--worker", mode, "--n", str(n), "--layers", str(layers)]
     cmd += ["--method", method, "--circuit", circuit]
-    return run_worker(cmd, timeout)
+    return run_worker(cmd, timeout, {"PYTHONPATH": before} if mode == "before" else None)
 
 
 def measure(args) -> dict:
@@ -187,14 +196,25 @@ def measure(args) -> dict:
                             continue
                         if mode == "loops" and (args.circuit != "layered" or method != "adjoint"):
                             continue
-                        if (mode == "split") != (args.circuit in SPLIT_CIRCUITS) and mode in (
-                            "split",
-                            "unrolled",
-                        ):
-                            continue  # against split, or against unrolled
+                        baseline = (
+                            "before"
+                            if args.before
+                            else ("split" if args.circuit in SPLIT_CIRCUITS else "unrolled")
+                        )
+                        if mode in ("split", "unrolled", "before") and mode != baseline:
+                            continue  # against one baseline
                         python = args.catalyst_python if mode == "catalyst" else sys.executable
                         runs[mode].append(
-                            _spawn(python, mode, n, layers, method, args.timeout, args.circuit)
+                            _spawn(
+                                python,
+                                mode,
+                                n,
+                                layers,
+                                method,
+                                args.timeout,
+                                args.circuit,
+                                args.before,
+                            )
                         )
                 row = {"n": n, "layers": layers, "method": method, **runs}
                 rows.append(row)
@@ -202,7 +222,19 @@ def measure(args) -> dict:
     from qjaxiface.executors.xla import _interp
 
     data = {"rows": rows, "machine": machine(), "timeout": args.timeout, "circuit": args.circuit}
+    if args.before:
+        data["before"] = _revision(args.before)
     return {**data, "loop_wires": _interp.LOOP_WIRES}
+
+
+def _revision(path: str) -> str:
+    """The commit checked out at ``path``, and its subject."""
+    import subprocess
+
+    out = subprocess.run(
+        ["git", "-C", path, "log", "-1", "--format=%h (%s)"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or path
 
 
 def _best(runs: list[dict], key: str) -> float | None:
@@ -266,10 +298,19 @@ def to_markdown(data: dict) -> str:
             if circuit in SPLIT_CIRCUITS
             else "*unrolled*: `set_compact(False)`, one kernel per gate;"
         )
+        if data.get("before"):
+            baseline = (
+                f"*before*: the default program of commit {data['before']}, one kernel per "
+                "target wire for one-wire matrices on more than 8 wires (this one: on more "
+                "than 12, so at n=14 both run the same program);"
+            )
         head = [
-            title[circuit],
+            BEFORE_SECTION if data.get("before") else title[circuit],
             "",
-            f"Generated by `python benchmarks/repeated_patterns.py --circuit {circuit}`. " + setup,
+            f"Generated by `python benchmarks/repeated_patterns.py --circuit {circuit}"
+            + (" --before <checkout>" if data.get("before") else "")
+            + "`. "
+            + setup,
             "Circuit: a layer of Hadamards, then per layer `2n + 1` gates of a kind drawn from "
             f"{', '.join(kinds[:-1])} and {kinds[-1]} on wires drawn at random (seed 0) and a "
             "CNOT after every fifth: no pattern repeats. `expval(Z(0))`, x64, `jax.jit(jax.grad(qnode))`, "
@@ -278,6 +319,8 @@ def to_markdown(data: dict) -> str:
             baseline,
         ]
         names = ("interpreted", "split" if circuit in SPLIT_CIRCUITS else "unrolled")
+        if data.get("before"):
+            names = ("interpreted", "before")
     else:
         head = [
             SECTION,
@@ -352,6 +395,7 @@ def main(argv=None) -> None:
     parser.add_argument("--json", default=JSON)
     parser.add_argument("--render", action="store_true", help="only re-render --json")
     parser.add_argument("--docs")
+    parser.add_argument("--before", help="a checkout of an earlier qjaxiface: the baseline")
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(_work(args.worker, args.n, args.layers, args.method, args.circuit)))
@@ -363,9 +407,10 @@ def main(argv=None) -> None:
     sections["parity"] = (PARITY_JSON, PARITY_SECTION)
     sections["pauli"] = (PAULI_JSON, PAULI_SECTION)
     if args.json == JSON:
-        args.json = sections[args.circuit][0]
+        args.json = BEFORE_JSON if args.before else sections[args.circuit][0]
     data = load_or_measure(args.render, args.json, lambda: measure(args))
-    publish(to_markdown(data), args.docs, sections[data.get("circuit", "layered")][1])
+    section = sections[data.get("circuit", "layered")][1]
+    publish(to_markdown(data), args.docs, BEFORE_SECTION if data.get("before") else section)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,17 @@ controlled phases, one-qubit gates, CZ, IsingZZ, GlobalPhase). With ``v`` the ro
 values, amplitude ``x`` becomes ``v[3 x_t] s[x] + v[1 + x_t] s[x ^ bit_t]`` for a matrix on
 target ``t``, ``v[2 x_p + x_q] s[x]`` for a diagonal on wires ``p, q`` (``p = q`` for one wire
 and for a global phase, whose four values are equal), where the controls hold. ``lax.switch``
-over the wires picks the target's kernel, one pass over the state as a ``(2**t, 2, rest)``
-view: at most ``n + 2`` kernels to compile, whatever the number of gates, and only those the
-stretch uses (``_static``; a switch traces and compiles every branch it is given). The pair
-kernel reads the partner amplitudes with a gather, for the two-wire gates that are one 2x2
-matrix on the pairs ``x, x ^ (bit_p | bit_q)``: on every pair (IsingXX) or where
+over the kinds of row picks the kernel, one pass over the state, and a stretch compiles only
+the kernels it uses (``_static``; a switch traces and compiles every branch it is given). On
+up to ``GATHER_WIRES`` wires the one-wire kernel (``BIT``) reads the partner ``x ^ bit_t``
+with a gather, so that one kernel serves every target wire; wider programs keep a kernel per
+target wire (``VIEW + t``: a ``(2**t, 2, rest)`` view), whose passes take about 0.9x as long,
+for ``n`` kernels each traced and compiled four times (forward, ket, bras, weights). Random
+circuits, adjoint, n=12: first calls 0.48x (5 layers: 1.5 s against 3.0 s) and 0.54x (20
+layers: 2.4 s against 4.4 s), steps 1.13x.
+
+The pair kernel reads the partner amplitudes with a gather, for the two-wire gates that are
+one 2x2 matrix on the pairs ``x, x ^ (bit_p | bit_q)``: on every pair (IsingXX) or where
 ``x_p != x_q`` (SWAP, CSWAP, IsingXY, SingleExcitation, PSWAP, ISWAP, SISWAP); its row reads
 four entries of the gate's 4x4 matrix. A view per pair of wires would be ``n**2``
 kernels, and three rows (the matrix between two CNOTs) three passes. Against stretches split at
@@ -25,31 +31,25 @@ adjoint, 5 layers): first calls 0.3x at n=8-12; steps 0.85x at n=8, 1.0x at n=10
 n=12 once the weights below took one pass (before: 1.25x and 1.35x).
 
 Any other two-wire matrix (IsingYY, a two-wire ``QubitUnitary``, SingleExcitationPlus/Minus,
-...) is a row of the dense kernel (``n + 2``): all 16 entries of the 4x4 matrix, each amplitude
+...) is a row of the dense kernel (``DENSE``): all 16 entries of the 4x4 matrix, each amplitude
 reading its three partners ``x ^ bit_p``, ``x ^ bit_q``, ``x ^ (bit_p | bit_q)`` by gathers. A
 stretch that holds such a row carries 16 values per row instead of 4. A DoubleExcitation is a
-row of the two-level kernel (``n + 3``): a 2x2 matrix on the pairs ``x, x ^ F`` (``F`` its four
+row of the two-level kernel (``LEVELS``): a 2x2 matrix on the pairs ``x, x ^ F`` (``F`` its four
 wires' bits) where those bits read ``0011`` or ``1100``, the other amplitudes left alone. A
-MultiRZ on three or more wires is a row of the parity kernel (``n + 4``): a diagonal whose two
+MultiRZ on three or more wires is a row of the parity kernel (``PARITY``): a diagonal whose two
 values are picked by the parity of the bits under its mask. A PauliRot whose word has an X or
-a Y is a row of the Pauli kernel (``n + 5``): ``cos(p/2) s[x] - i sin(p/2) P[x, x ^ F] s[x ^
+a Y is a row of the Pauli kernel (``PAULI``): ``cos(p/2) s[x] - i sin(p/2) P[x, x ^ F] s[x ^
 F]``, ``F`` its X and Y bits, with ``P``'s entries ``±`` one value by the parity of ``x``'s Y
 and Z bits: one gather.
 
-On up to ``GATHER_WIRES`` wires, one-wire matrices run on the generic kernel too (the pairs
-``x, x ^ bit_t``), so that a stretch compiles two kernels instead of ``n + 2``: random
-circuits at n=8, adjoint, first call 0.55x (0.7 s against 1.3 s), steps equal. From 9 wires on,
-the gather costs steps (1.15x at n=9-10, 1.3x at n=12), and wider programs keep a view per
-target.
-
-The diagonal and pair kernels' weights are sums over classes of amplitudes
+The diagonal, one-wire (``BIT``) and pair kernels' weights are sums over classes of amplitudes
 (``_class_sums``): one variadic reduction of real and imaginary parts, 2.3x (pairs) and 1.3x
 (diagonals) faster at n=12 than products with a one-hot matrix (XLA:CPU reduces complex
 numbers slowly and took a pass per class).
 
 Up to ``LOOP_WIRES`` wires, a repeated pattern (``_repeat.py``) of interpretable gates joins
 the stretch around it: a loop compiles one kernel per gate of its pattern, the interpreter
-``n + 2`` for any number of gates.
+one per kind of row for any number of gates.
 
 The adjoint rule sweeps the scan backwards (``adjoint_interp``): un-apply each row from the
 ket and the bras and emit its four weights, so that the tangent is one contraction with the
@@ -87,14 +87,25 @@ MIN_GATES = 16
 # at n=12, 1.0x at n=14, 1.3x at n=16. Wider programs keep their kernels: there the step, not
 # the compile, dominates a training run.
 MAX_WIRES = 14
-# Up to this many wires, one-wire matrices run on the pair kernel (the pairs ``x, x ^ bit_t``:
-# one kernel for every target) instead of a kernel per target wire. Random circuits, adjoint:
-# first calls 0.55x at n=8 with equal steps; steps 1.15x at n=9-10, 1.3x at n=12.
-GATHER_WIRES = 8
 # Up to this many wires, repeated patterns of interpretable gates are interpreted instead of
 # looped (``find_interps``). Layered CRX/IsingZZ circuits, adjoint, against the loops: first
 # calls 0.53-0.81x at n=8-14; steps 0.9-1.0x at n <= 12, 1.08x at n=14.
 LOOP_WIRES = 12
+
+# Up to this many wires, a one-wire matrix on any target is a row of one kernel (``BIT``: the
+# partner ``x ^ bit_t`` by a gather); wider programs have a kernel per target wire. Random
+# circuits, adjoint, interleaved fresh processes, against views on 9+ wires: first calls
+# 0.48-0.59x at n=10-12, steps 1.08-1.14x. At n=14 first calls were 0.44-0.6x but steps 1.15x
+# (100 ms at 20 layers): after about 100 steps the views have won their compile back.
+GATHER_WIRES = 12
+
+# The kernels of the interpreter's switch (a row's first column; ``_branch``): a diagonal on at
+# most two wires, a one-wire matrix, a 2x2 matrix on pairs that differ in two bits, a 4x4
+# matrix, a two-level row, a parity diagonal, a Pauli rotation.
+DIAG, BIT, PAIR, DENSE, LEVELS, PARITY, PAULI = range(7)
+# On more than ``GATHER_WIRES`` wires, a one-wire matrix on target axis ``t`` is a row of kernel
+# ``VIEW + t`` instead of ``BIT``: the ``(2**t, 2, rest)`` view of the state.
+VIEW = 7
 
 # The transposed 2x2 matrix, flattened. int32 indices: int64 ones fail in jax's indexing
 # when the arrays were traced with x64 off.
@@ -107,17 +118,15 @@ class Interp:
 
     Attributes:
         ids: gate indices in the program, in circuit order.
-        rows: the static table, one row per gate (``row_of``), int32 columns: the kernel's
-            branch (the target axis, ``n`` for a diagonal, ``n + 1`` for a pair of bits or,
-            on up to ``GATHER_WIRES`` wires, a one-wire matrix with ``p = q = t``; ``n + 2``
-            for a dense two-wire matrix on the bits ``p``, ``q``; ``n + 3`` for a two-level
-            row), the shifts of the bits ``p``, ``q`` and ``t`` in the flat index (a two-level
-            row: its flip mask ``F`` in place of ``p``; ``n + 4`` for a parity diagonal, its
-            mask of wires in place of ``p``; ``n + 5`` for a Pauli rotation, the masks of its
-            X and Y bits and of its Y and Z bits in place of ``p``, ``q``), the control mask,
-            the control values under the mask (a two-level row: the mask of every bit it
-            reads, and the low side's values there), 1 for a diagonal, and 1 for a pair kernel
-            that acts where ``x_p != x_q`` alone.
+        rows: the static table, one row per gate (``row_of``), int32 columns: the kernel
+            (``DIAG``, ``BIT``, ``PAIR``, ``DENSE``, ``LEVELS``, ``PARITY``, ``PAULI``, or
+            ``VIEW + t`` for a one-wire matrix on target axis ``t`` of a wide program), the
+            shifts of the bits ``p`` and ``q`` in the flat index (a one-wire row: its target's
+            twice; a two-level row: its flip mask ``F`` in place of ``p``; a parity row: its
+            mask of wires in place of ``p``; a Pauli row: the masks of its X and Y bits and of
+            its Y and Z bits), the control mask, the control values under the mask (a
+            two-level row: the mask of every bit it reads, and the low side's values there), 1
+            for a diagonal, and 1 for a pair row that acts where ``x_p != x_q`` alone.
         cols: per row, the four entries of its gate's value it reads (all 16 for a dense
             row; ``table``; None: a bit flip, a constant).
     """
@@ -167,42 +176,40 @@ def row_of(gate: Gate, n: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]
     axes = gate.axes
     if gate.kind in ("x", "matrix") and len(axes) == 1:
         s = shift[axes[0]]
-        cols = _VALUE if gate.fn else None
-        if n <= GATHER_WIRES:  # the pair kernel on the pairs x, x ^ bit_t: every target at once
-            return (n + 1, s, s, 0, mask, want, 0, 0), cols
-        return (axes[0], s, s, s, mask, want, 0, 0), cols
+        kernel = BIT if n <= GATHER_WIRES else VIEW + axes[0]
+        return (kernel, s, s, mask, want, 0, 0), (_VALUE if gate.fn else None)
     if gate.kind == "diag" and len(axes) == 1:
         s = shift[axes[0]]
-        return (n, s, s, s, mask, want, 1, 0), _VALUE
+        return (DIAG, s, s, mask, want, 1, 0), _VALUE
     if gate.kind == "diag" and len(axes) == 2:
-        return (n, shift[axes[0]], shift[axes[1]], 0, mask, want, 1, 0), _VALUE
+        return (DIAG, shift[axes[0]], shift[axes[1]], mask, want, 1, 0), _VALUE
     if gate.kind == "phase":  # a diagonal of one value, read at any bit
-        return (n, 0, 0, 0, mask, want, 1, 0), _VALUE
+        return (DIAG, 0, 0, mask, want, 1, 0), _VALUE
     if gate.name == "MultiRZ" and len(axes) > 2:  # the parity kernel: even and odd values
         wires = sum(1 << shift[a] for a in axes)
-        return (n + 4, wires, 0, 0, mask, want, 1, 0), _VALUE
+        return (PARITY, wires, 0, mask, want, 1, 0), _VALUE
     if isinstance(gate.fn, PauliRotation):  # the Pauli kernel
         flip = sum(1 << shift[a] for a, c in zip(axes, gate.fn.word) if c in "XY")
         signs = sum(1 << shift[a] for a, c in zip(axes, gate.fn.word) if c in "YZ")
         if flip:
-            return (n + 5, flip, signs, 0, mask, want, 0, 0), _VALUE
+            return (PAULI, flip, signs, mask, want, 0, 0), _VALUE
         if signs:  # Z and I alone: a MultiRZ on the Z wires, a parity diagonal
-            return (n + 4, signs, 0, 0, mask, want, 1, 0), _VALUE
+            return (PARITY, signs, 0, mask, want, 1, 0), _VALUE
         return None
     if gate.name == "DoubleExcitation":  # the two-level kernel: |0011> <-> |1100>
         flip = sum(1 << shift[a] for a in axes)
         low = (1 << shift[axes[2]]) | (1 << shift[axes[3]])
-        return (n + 3, flip, 0, 0, mask | flip, want | low, 0, 0), _VALUE
+        return (LEVELS, flip, 0, mask | flip, want | low, 0, 0), _VALUE
     if len(axes) != 2 or gate.kind not in ("swap", "matrix"):
         return None
     if gate.kind == "matrix" and gate.name not in _PAIR_GATES:
         # The dense kernel: any 4x4 matrix, three partners per amplitude.
-        return (n + 2, shift[axes[0]], shift[axes[1]], 0, mask, want, 0, 0), _DENSE
+        return (DENSE, shift[axes[0]], shift[axes[1]], mask, want, 0, 0), _DENSE
     # The pair kernel: a 2x2 matrix on the amplitudes x, x ^ (bit_a | bit_b), on every pair
     # (``_OUTER``) or on those with x_a != x_b (``_INNER``; a SWAP: a bit flip there).
     cols = None if gate.kind == "swap" else _PAIR_GATES[gate.name]
     inner = int(cols != _OUTER)
-    return (n + 1, shift[axes[0]], shift[axes[1]], 0, mask, want, 0, inner), cols
+    return (PAIR, shift[axes[0]], shift[axes[1]], mask, want, 0, inner), cols
 
 
 def find_interps(plan: Sequence[Any], gates: Sequence[Gate], n: int) -> list:
@@ -210,7 +217,7 @@ def find_interps(plan: Sequence[Any], gates: Sequence[Gate], n: int) -> list:
 
     Up to ``LOOP_WIRES`` wires, a repeated pattern (``_repeat.Repeat``) whose every gate has a
     row joins the stretch around it: its loop's body compiles one kernel per gate of the
-    pattern, the interpreter ``n + 2`` for any number of gates.
+    pattern, the interpreter one per kind of row for any number of gates.
     """
     if not compact_enabled() or n > MAX_WIRES:
         return list(plan)
@@ -336,7 +343,7 @@ def _static(interp: Interp) -> tuple[list[int], Array]:
 
 def _mask(idx: Array, row: Array) -> Array:
     """Where the row's controls hold."""
-    return (idx & row[4]) == row[5]
+    return (idx & row[3]) == row[4]
 
 
 def _indices(n: int) -> Array:
@@ -442,9 +449,16 @@ def _dense_kernel(n: int):
 def _level_sides(idx: Array, row: Array) -> tuple[Array, Array, Array]:
     """(low side, where the row acts, flip) of a two-level row: the low side's masked bits read
     the row's values, the high side's those values flipped by ``F``, its partner ``x ^ F``."""
-    bits = idx & row[4]
-    low = bits == row[5]
-    return low, low | (bits == (row[5] ^ row[1])), row[1]
+    bits = idx & row[3]
+    low = bits == row[4]
+    return low, low | (bits == (row[4] ^ row[1])), row[1]
+
+
+def _bit_sides(idx: Array, row: Array) -> tuple[Array, Array, Array]:
+    """(where ``x_t`` is 0, where the controls hold, flip) of a one-wire row: the partner of
+    ``x`` is ``x ^ bit_t``. Leaner than ``_pair_sides`` with ``p = q``, whose passes took
+    1.05-1.3x as long at n=12."""
+    return ((idx >> row[1]) & 1) == 0, _mask(idx, row), 1 << row[1]
 
 
 def _pair_sides(idx: Array, row: Array) -> tuple[Array, Array, Array]:
@@ -452,7 +466,7 @@ def _pair_sides(idx: Array, row: Array) -> tuple[Array, Array, Array]:
     (bit_p | bit_q)``, and the row acts where the controls hold and, if ``row[7]``, where
     ``x_p != x_q``."""
     xp, xq = (idx >> row[1]) & 1, (idx >> row[2]) & 1
-    on = _mask(idx, row) & ((row[7] == 0) | (xp != xq))
+    on = _mask(idx, row) & ((row[6] == 0) | (xp != xq))
     return xp == 0, on, (1 << row[1]) | (1 << row[2])
 
 
@@ -471,21 +485,22 @@ def _partner_kernel(sides, n: int):
     return apply
 
 
-def _branch(branch: int, n: int):
-    """(kernel, adjoint weigher) of switch branch ``branch`` (``Interp.rows``): the matrix
-    kernel of target wire ``branch``, or the diagonal (``n``), pair (``n + 1``), dense
-    (``n + 2``), two-level (``n + 3``), parity (``n + 4``) or Pauli (``n + 5``) kernel."""
-    if branch < n:
-        return _matrix_kernel(branch, n), _matrix_weights(branch, n)
-    if branch == n:
+def _branch(kind: int, n: int):
+    """(kernel, adjoint weigher) of the rows of ``kind`` (``DIAG``, ``BIT``, ...,
+    ``VIEW + t``) on ``n`` wires."""
+    if kind >= VIEW:
+        return _matrix_kernel(kind - VIEW, n), _matrix_weights(kind - VIEW, n)
+    if kind == DIAG:
         return _diag_kernel(n), _diag_weights(n)
-    if branch == n + 1:
+    if kind == BIT:
+        return _partner_kernel(_bit_sides, n), _partner_weights(_bit_sides, n)
+    if kind == PAIR:
         return _partner_kernel(_pair_sides, n), _partner_weights(_pair_sides, n)
-    if branch == n + 2:
+    if kind == DENSE:
         return _dense_kernel(n), _dense_weights(n)
-    if branch == n + 3:
+    if kind == LEVELS:
         return _partner_kernel(_level_sides, n), _partner_weights(_level_sides, n)
-    if branch == n + 4:
+    if kind == PARITY:
         return _diag_kernel(n, _parity), _diag_weights(n, _parity)
     return _pauli_kernel(n), _pauli_weights(n)
 
@@ -616,10 +631,10 @@ def adjoint_interp(ket: Array, bras: Array, interp: Interp, vals: Array):
     n = num_wires_of(ket)
     used, static = _static(interp)
     kernels, weighers = zip(*(_branch(b, n) for b in used))
-    diag = (static[:, 6] == 1)[:, None]
+    diag = (static[:, 5] == 1)[:, None]
     if _wide(interp):
         dense = np.array([c == _DENSE for c in interp.cols])[:, None]
-        weighers = tuple(w if b == n + 2 else _padded_weights(w) for b, w in zip(used, weighers))
+        weighers = tuple(w if b == DENSE else _padded_weights(w) for b, w in zip(used, weighers))
         transposed = jnp.where(
             dense, vals[:, _TRANSPOSE_DENSE], jnp.where(diag, vals, vals[:, _TRANSPOSE_PADDED])
         )

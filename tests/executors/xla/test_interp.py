@@ -21,7 +21,20 @@ from qjaxiface.executors.xla import (
     xla_execute,
 )
 from qjaxiface.executors.xla._gates import compile_gate
-from qjaxiface.executors.xla._interp import _DENSE, MIN_GATES, Interp, row_of
+from qjaxiface.executors.xla._interp import (
+    _DENSE,
+    BIT,
+    DENSE,
+    DIAG,
+    LEVELS,
+    MIN_GATES,
+    PAIR,
+    PARITY,
+    PAULI,
+    VIEW,
+    Interp,
+    row_of,
+)
 from qjaxiface.executors.xla._simulate import TapeProgram
 
 N = 5
@@ -106,10 +119,10 @@ def _interps(tape, interp=True) -> list[Interp]:
     return [x for x in TapeProgram(tape, interp=interp).plan if isinstance(x, Interp)]
 
 
-@pytest.fixture(params=["pairs", "views"])
+@pytest.fixture(params=["gather", "views"])
 def matrix_kernel(request, monkeypatch):
-    """One-wire matrices on the pair kernel (the default on few wires) or on a kernel per
-    target wire (``GATHER_WIRES = 0``: as on wider programs)."""
+    """One-wire matrices on the gather kernel (the default on up to 12 wires) or on a kernel
+    per target wire (``GATHER_WIRES = 0``: as on wider programs)."""
     clear_caches()
     if request.param == "views":
         monkeypatch.setattr(_interp, "GATHER_WIRES", 0)
@@ -119,51 +132,51 @@ def matrix_kernel(request, monkeypatch):
 
 def test_rows_cover_the_interpretable_gates(monkeypatch):
     n = 4
-    # On few wires a one-wire matrix is the pair kernel on the pairs x, x ^ bit_t.
-    assert row_of(compile_gate(qml.RY(0.1, 2), {w: w for w in range(n)}), n)[0] == (
-        (n + 1, 1, 1, 0, 0, 0, 0, 0)
-    )
-    monkeypatch.setattr(_interp, "GATHER_WIRES", 0)
     axis_of = {w: w for w in range(n)}
 
     def rows(op):  # as a list: the row, or nothing
         found = row_of(compile_gate(op, axis_of), n)
         return None if found is None else [found[0]]
 
-    # (branch, shifts p q t, control mask, control values, diagonal, pair on x_p != x_q);
-    # wire 0 is the top bit.
-    assert rows(qml.RY(0.1, 2)) == [(2, 1, 1, 1, 0, 0, 0, 0)]
-    assert rows(qml.CRX(0.1, [0, 3])) == [(3, 0, 0, 0, 8, 8, 0, 0)]
+    # (kernel, shifts p q, control mask, control values, diagonal, pair on x_p != x_q); wire 0
+    # is the top bit. A one-wire matrix: the pairs x, x ^ bit_t, whatever the target.
+    assert rows(qml.RY(0.1, 2)) == [(BIT, 1, 1, 0, 0, 0, 0)]
+    assert rows(qml.CRX(0.1, [0, 3])) == [(BIT, 0, 0, 8, 8, 0, 0)]
     assert rows(qml.MultiControlledX(wires=[1, 2, 0], control_values=[0, 1])) == [
-        (0, 3, 3, 3, 6, 2, 0, 0)
+        (BIT, 3, 3, 6, 2, 0, 0)
     ]
-    assert rows(qml.RZ(0.1, 1)) == [(n, 2, 2, 2, 0, 0, 1, 0)]
-    assert rows(qml.IsingZZ(0.1, [3, 1])) == [(n, 0, 2, 0, 0, 0, 1, 0)]
-    assert rows(qml.GlobalPhase(0.1)) == [(n, 0, 0, 0, 0, 0, 1, 0)]
+    assert rows(qml.RZ(0.1, 1)) == [(DIAG, 2, 2, 0, 0, 1, 0)]
+    assert rows(qml.IsingZZ(0.1, [3, 1])) == [(DIAG, 0, 2, 0, 0, 1, 0)]
+    assert rows(qml.GlobalPhase(0.1)) == [(DIAG, 0, 0, 0, 0, 1, 0)]
+    # Wider programs: a kernel per target axis.
+    monkeypatch.setattr(_interp, "GATHER_WIRES", n - 1)
+    assert rows(qml.RY(0.1, 2)) == [(VIEW + 2, 1, 1, 0, 0, 0, 0)]
+    assert rows(qml.CRX(0.1, [0, 3])) == [(VIEW + 3, 0, 0, 8, 8, 0, 0)]
+    monkeypatch.undo()
     # Two-wire gates: the pair kernel, on every pair (IsingXX) or where the bits differ.
-    assert rows(qml.IsingXX(0.1, [1, 3])) == [(n + 1, 2, 0, 0, 0, 0, 0, 0)]
-    assert rows(qml.SWAP([1, 3])) == [(n + 1, 2, 0, 0, 0, 0, 0, 1)]
-    assert rows(qml.CSWAP([0, 1, 3])) == [(n + 1, 2, 0, 0, 8, 8, 0, 1)]
-    assert rows(qml.SingleExcitation(0.1, [3, 1])) == [(n + 1, 0, 2, 0, 0, 0, 0, 1)]
-    assert rows(qml.PSWAP(0.1, [3, 1])) == [(n + 1, 0, 2, 0, 0, 0, 0, 1)]
+    assert rows(qml.IsingXX(0.1, [1, 3])) == [(PAIR, 2, 0, 0, 0, 0, 0)]
+    assert rows(qml.SWAP([1, 3])) == [(PAIR, 2, 0, 0, 0, 0, 1)]
+    assert rows(qml.CSWAP([0, 1, 3])) == [(PAIR, 2, 0, 8, 8, 0, 1)]
+    assert rows(qml.SingleExcitation(0.1, [3, 1])) == [(PAIR, 0, 2, 0, 0, 0, 1)]
+    assert rows(qml.PSWAP(0.1, [3, 1])) == [(PAIR, 0, 2, 0, 0, 0, 1)]
     # Any other two-wire matrix: the dense kernel, reading all 16 entries.
     dense = [qml.IsingYY(0.1, [3, 1]), qml.QubitUnitary(np.eye(4), [3, 1])]
     dense += [qml.SingleExcitationPlus(0.1, [3, 1]), qml.FermionicSWAP(0.1, [3, 1])]
     for op in dense:
-        assert row_of(compile_gate(op, axis_of), n) == ((n + 2, 0, 2, 0, 0, 0, 0, 0), _DENSE)
-    assert rows(qml.CCZ([3, 0, 1])) == [(n, 2, 2, 2, 9, 9, 1, 0)]  # Z on wire 1 under 3, 0
+        assert row_of(compile_gate(op, axis_of), n) == ((DENSE, 0, 2, 0, 0, 0, 0), _DENSE)
+    assert rows(qml.CCZ([3, 0, 1])) == [(DIAG, 2, 2, 9, 9, 1, 0)]  # Z on wire 1 under 3, 0
     # DoubleExcitation: the two-level kernel, flipping its four bits where they read 0011 or
     # 1100 (here wires 3, 1, 0, 2: bits 0, 2, 3, 1; the low side has bits 3 and 1 set).
-    assert rows(qml.DoubleExcitation(0.1, [3, 1, 0, 2])) == [(n + 3, 15, 0, 0, 15, 10, 0, 0)]
+    assert rows(qml.DoubleExcitation(0.1, [3, 1, 0, 2])) == [(LEVELS, 15, 0, 15, 10, 0, 0)]
     # MultiRZ on three or more wires: the parity kernel, on the mask of its wires (3, 0, 1:
     # bits 0, 3, 2). On two wires it is a two-wire diagonal.
-    assert rows(qml.MultiRZ(0.1, [3, 0, 1])) == [(n + 4, 13, 0, 0, 0, 0, 1, 0)]
-    assert rows(qml.MultiRZ(0.1, [3, 0])) == [(n, 0, 3, 0, 0, 0, 1, 0)]
+    assert rows(qml.MultiRZ(0.1, [3, 0, 1])) == [(PARITY, 13, 0, 0, 0, 1, 0)]
+    assert rows(qml.MultiRZ(0.1, [3, 0])) == [(DIAG, 0, 3, 0, 0, 1, 0)]
     # PauliRot: the Pauli kernel, on the masks of its X, Y bits and of its Y, Z bits (wires
     # 3, 0, 1 are bits 0, 3, 2). Without an X or a Y: a parity diagonal on its Z wires.
-    assert rows(qml.PauliRot(0.1, "XYZ", [3, 0, 1])) == [(n + 5, 9, 12, 0, 0, 0, 0, 0)]
-    assert rows(qml.PauliRot(0.1, "ZZZ", [3, 0, 1])) == [(n + 4, 13, 0, 0, 0, 0, 1, 0)]
-    assert rows(qml.PauliRot(0.1, "ZI", [3, 0])) == [(n + 4, 1, 0, 0, 0, 0, 1, 0)]
+    assert rows(qml.PauliRot(0.1, "XYZ", [3, 0, 1])) == [(PAULI, 9, 12, 0, 0, 0, 0)]
+    assert rows(qml.PauliRot(0.1, "ZZZ", [3, 0, 1])) == [(PARITY, 13, 0, 0, 0, 1, 0)]
+    assert rows(qml.PauliRot(0.1, "ZI", [3, 0])) == [(PARITY, 1, 0, 0, 0, 1, 0)]
     assert rows(qml.PauliRot(0.1, "II", [3, 0])) is None
     assert rows(BREAKER([0, 1, 2])) is None
 
@@ -281,10 +294,10 @@ def _stretch_tape(kinds, params, measurements):
 @pytest.mark.parametrize(
     ("kinds", "branch", "heavy"),
     [
-        (DENSE_KINDS, N + 2, 4),
-        (LEVEL_KINDS, N + 3, 2),
-        (PARITY_KINDS, N + 4, 2),
-        (PAULI_KINDS, N + 5, 4),
+        (DENSE_KINDS, DENSE, 4),
+        (LEVEL_KINDS, LEVELS, 2),
+        (PARITY_KINDS, PARITY, 2),
+        (PAULI_KINDS, PAULI, 4),
     ],
     ids=["dense", "two-level", "parity", "pauli"],
 )
