@@ -226,10 +226,11 @@ class PauliRotation:
         ``F``; without X and Y, ``0`` and one Z letter's bit (the diagonal's even and odd
         values); one wire: the whole matrix. None for a word of identities."""
         m = len(self.word)
-        z = [1 << (m - 1 - k) for k, c in enumerate(self.word) if c == "Z"]
-        if m == 1 or not (self.flip or z):
-            return (0, 1) if m == 1 else None
-        return 0, self.flip or z[0]
+        if m == 1:
+            return 0, 1
+        z = next((1 << (m - 1 - k) for k, c in enumerate(self.word) if c == "Z"), 0)
+        other = self.flip or z
+        return (0, other) if other else None
 
 
 def two_levels(gate: Gate) -> tuple[int, int] | None:
