@@ -463,7 +463,7 @@ def _bit_sides(idx: Array, row: Array) -> tuple[Array, Array, Array]:
 
 def _pair_sides(idx: Array, row: Array) -> tuple[Array, Array, Array]:
     """(where ``x_p`` is 0, where the pair row acts, flip): the partner of ``x`` is ``x ^
-    (bit_p | bit_q)``, and the row acts where the controls hold and, if ``row[7]``, where
+    (bit_p | bit_q)``, and the row acts where the controls hold and, if ``row[6]``, where
     ``x_p != x_q``."""
     xp, xq = (idx >> row[1]) & 1, (idx >> row[2]) & 1
     on = _mask(idx, row) & ((row[6] == 0) | (xp != xq))
