@@ -26,6 +26,15 @@ def run_worker(cmd: list[str], timeout: float, env_extra: dict | None = None) ->
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def revision(path: str) -> str:
+    """The commit checked out at ``path`` (a ``git worktree`` of an earlier qjaxiface), and its
+    subject."""
+    out = subprocess.run(
+        ["git", "-C", path, "log", "-1", "--format=%h (%s)"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or path
+
+
 def machine() -> dict:
     """The CPU, Python, JAX and PennyLane a table was measured with."""
     import jax

@@ -38,7 +38,7 @@ import statistics
 import sys
 import time
 
-from _sections import load_or_measure, machine, publish, run_worker
+from _sections import load_or_measure, machine, publish, revision, run_worker
 from compile_time import _steady
 
 # The shift rules keep repeated patterns unrolled (``executors/xla/__init__._program``).
@@ -223,18 +223,8 @@ def measure(args) -> dict:
 
     data = {"rows": rows, "machine": machine(), "timeout": args.timeout, "circuit": args.circuit}
     if args.before:
-        data["before"] = _revision(args.before)
+        data["before"] = revision(args.before)
     return {**data, "loop_wires": _interp.LOOP_WIRES}
-
-
-def _revision(path: str) -> str:
-    """The commit checked out at ``path``, and its subject."""
-    import subprocess
-
-    out = subprocess.run(
-        ["git", "-C", path, "log", "-1", "--format=%h (%s)"], capture_output=True, text=True
-    )
-    return out.stdout.strip() or path
 
 
 def _best(runs: list[dict], key: str) -> float | None:

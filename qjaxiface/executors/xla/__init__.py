@@ -16,7 +16,8 @@ tape can run here; the caller falls back to the device otherwise.
 
 Modules, each named for what it decides: ``_gates`` (the gate catalogue), ``_kernels``
 (applying gates to a state vector), ``_compact`` (layers of gates as one loop), ``_cone`` (the
-gates an expectation value sees), ``_lift`` (templates kept whole), ``_measure`` (analytic
+gates an expectation value sees), ``_gadgets`` (CNOT ladders around an RZ as one MultiRZ),
+``_lift`` (templates kept whole), ``_measure`` (analytic
 measurements), ``_sample`` (finite shots), ``_simulate`` (tape -> program), ``_derivatives``
 (which rule) with ``_shift`` (shift rules), ``_adjoint`` (the adjoint sweep) and ``_jvp_parts``
 (what they share), ``_rows`` (shift rows in chunks and over devices), ``_support`` (can it run

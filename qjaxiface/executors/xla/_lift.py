@@ -35,16 +35,21 @@ from functools import cached_property
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
 from ... import _caches
 from ._jvp_parts import real_scalar
+from ._simulate import read_elements, scale_vector
 
 _SYMBOLIC = (qml.ops.op_math.SymbolicOp, qml.ops.op_math.CompositeOp)
 _SPAN = 2**24  # tags of leaf j: (j + 1) * _SPAN + e + offset, exact in float64
 _OFFSETS = (0.5, 2**23 + 0.25)  # two runs: integer and fractional parts both differ
+# A weight times one of these is read as a scaled element: decompositions into Pauli
+# exponentials halve, quarter or negate their angle (FermionicSingleExcitation's RZ(±θ/2),
+# FermionicDoubleExcitation's RZ(±θ/8)). A tag times a power of two is exact, and it is never
+# a tag itself (its fractional part is not the offset's).
+_SCALES = (1.0, -1.0, 0.5, -0.5, 0.25, -0.25, 0.125, -0.125)
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,7 +61,8 @@ class Lifted:
             used).
         sources: per parameter of ``tape``'s operations, where it comes from in the original
             tape's leaves: ``("leaf", j)`` (the whole leaf), ``("elem", j, e)`` (element ``e``
-            of the flattened leaf) or ``("const", value)``.
+            of the flattened leaf), ``("elem", j, e, c)`` (that element times the constant
+            ``c``) or ``("const", value)``.
         n_op_leaves: how many leaves the original tape's operations hold (the measurements'
             leaves follow them, as in ``tape``'s own order).
         post: the device preprocessing's post-processing for this one tape.
@@ -92,18 +98,19 @@ class PerParameter:
 
     Attributes:
         lifted: the program's view: its leaves are the vectors, then the original leaves.
-        reads: per vector, (original leaf, flat element read by each of its entries).
+        reads: per vector, (original leaf, flat element read by each of its entries, the
+            constant each entry is scaled by or None).
         direct: the original leaves the program also reads as they are (whole-leaf gate
             parameters that are not real scalars, observables); the others get no tangent.
     """
 
     lifted: Lifted
-    reads: tuple[tuple[int, np.ndarray], ...]
+    reads: tuple[tuple[int, np.ndarray, np.ndarray | None], ...]
     direct: frozenset[int]
 
     def widen(self, leaves: tuple) -> tuple:
         """The program's leaves for the original tape's ``leaves``."""
-        vectors = tuple(jnp.ravel(leaves[j])[index] for j, index in self.reads)
+        vectors = tuple(read_elements(leaves[j], index, scale) for j, index, scale in self.reads)
         rest = tuple(
             x if j in self.direct else jax.lax.stop_gradient(x) for j, x in enumerate(leaves)
         )
@@ -118,11 +125,14 @@ def per_parameter(lifted: Lifted, leaves: tuple) -> PerParameter:
         leaves: the original tape's leaves (shapes and dtypes decide what is a real scalar).
     """
     elements: dict[int, list[int]] = {}  # original leaf -> flat elements, one per gate parameter
+    scales: dict[int, list[float]] = {}
     direct = set(range(lifted.n_op_leaves, len(leaves)))
     staged: list[tuple] = []
     for src in lifted.sources:
+        c = 1.0
         if src[0] == "elem":
             j, e = src[1], src[2]
+            c = src[3] if len(src) > 3 else 1.0
         elif src[0] == "leaf" and real_scalar(leaves[src[1]]):
             j, e = src[1], 0
         else:
@@ -133,6 +143,7 @@ def per_parameter(lifted: Lifted, leaves: tuple) -> PerParameter:
         read = elements.setdefault(j, [])
         staged.append(("vector", j, len(read)))
         read.append(e)
+        scales.setdefault(j, []).append(c)
     vector_of = {j: q for q, j in enumerate(elements)}
     m = len(elements)
     sources = tuple(
@@ -143,7 +154,9 @@ def per_parameter(lifted: Lifted, leaves: tuple) -> PerParameter:
         else src
         for src in staged
     )
-    reads = tuple((j, np.asarray(e, dtype=np.int32)) for j, e in elements.items())
+    reads = tuple(
+        (j, np.asarray(e, dtype=np.int32), scale_vector(scales[j])) for j, e in elements.items()
+    )
     view = Lifted(lifted.tape, sources, m + lifted.n_op_leaves, lifted.post)
     return PerParameter(view, reads, frozenset(direct))
 
@@ -424,17 +437,20 @@ def _sources(dec0, dec1, leaves, tagged: set[int]) -> Any:
 
 
 def _element(a0, a1, leaves, tagged) -> tuple | None:
-    """("elem", j, e) if ``a0`` (and ``a1``, unless None) are tags of one weight, else None."""
+    """``("elem", j, e)`` if ``a0`` (and ``a1``, unless None) are tags of one weight, ``("elem",
+    j, e, c)`` if they are ``c`` times one (``_SCALES``), else None."""
     if a0.ndim != 0 or not np.issubdtype(a0.dtype, np.floating):
         return None
-    x0 = float(a0)
-    j = int(x0 // _SPAN) - 1
-    e = x0 - (j + 1) * _SPAN - _OFFSETS[0]
-    if j not in tagged or e != int(e) or not 0 <= e < np.size(leaves[j]):
-        return None
-    if a1 is not None and float(a1) != (j + 1) * _SPAN + e + _OFFSETS[1]:
-        return None
-    return ("elem", j, int(e))
+    for c in _SCALES:
+        x0 = float(a0) / c  # exact: c is a power of two
+        j = int(x0 // _SPAN) - 1
+        e = x0 - (j + 1) * _SPAN - _OFFSETS[0]
+        if j not in tagged or e != int(e) or not 0 <= e < np.size(leaves[j]):
+            continue
+        if a1 is not None and float(a1) != c * ((j + 1) * _SPAN + e + _OFFSETS[1]):
+            return None
+        return ("elem", j, int(e)) if c == 1.0 else ("elem", j, int(e), c)
+    return None
 
 
 def _same_measurements(dec, tape) -> bool:

@@ -30,6 +30,7 @@ from ..._dtypes import complex_dtype, real_dtype, state_dtype
 from ._batching import broadcast_leaves
 from ._compact import Region, plan_regions, region_matrices, run_region
 from ._cone import light_cone
+from ._gadgets import fuse_phase_gadgets
 from ._gates import STATE_PREPS, Gate, GateValues, ParamSource, as_complex, compile_gate
 from ._interp import Interp, find_interps, run_interp, table
 from ._kernels import apply_gate
@@ -130,6 +131,8 @@ class TapeProgram:
         after those, in stretches that the gate-list interpreter runs (``_interp.py``)."""
         self.sources = None if lifted is None else lifted.sources
         self.order = internal_wire_order(tape, wire_order)
+        # After the wire order: a wire that only fused CNOTs touched stays in the state.
+        tape = fuse_phase_gadgets(tape)
         cone = light_cone(tape)
         if cone is not None:  # only the wires the measured observables can see (``_cone.py``)
             self.order = [w for w in self.order if w in cone[1]]
@@ -400,6 +403,16 @@ class _TapeParams:
         return None
 
 
+def scale_vector(scales: list[float]) -> np.ndarray | None:
+    return None if all(c == 1.0 for c in scales) else np.asarray(scales)
+
+
+def read_elements(leaf, index: np.ndarray, scale: np.ndarray | None):
+    """Elements ``index`` of the flattened ``leaf``, times ``scale`` (per element) if given."""
+    out = jnp.ravel(leaf)[index]
+    return out if scale is None else out * scale.astype(out.dtype)
+
+
 class _LiftedParams:
     """Gate parameters read from whole template leaves (``_lift.py``): elements are gathered,
     many at once, instead of sliced one by one."""
@@ -419,7 +432,8 @@ class _LiftedParams:
         if kind == "leaf":
             return self.leaves[rest[0]]
         if kind == "elem":
-            return self._flat_leaf(rest[0])[rest[1]]
+            x = self._flat_leaf(rest[0])[rest[1]]
+            return x * rest[2] if len(rest) > 2 else x  # a scaled element
         return jnp.asarray(rest[0])
 
     def at(self, sl: slice) -> tuple:
@@ -452,5 +466,6 @@ class _LiftedParams:
         srcs = [self.sources[p] for p in positions]
         if all(src[0] == "elem" and src[1] == srcs[0][1] for src in srcs):
             index = np.array([src[2] for src in srcs])
-            return self._flat_leaf(srcs[0][1])[index]
+            scales = [src[3] if len(src) > 3 else 1.0 for src in srcs]
+            return read_elements(self.leaves[srcs[0][1]], index, scale_vector(scales))
         return jnp.stack([self._one(p) for p in positions])

@@ -126,3 +126,16 @@ def test_pauli_rotations_of_one_length_share_one_batch():
     assert sorted(b.shape for b in batches) == [(1, 4, 4), (4, 8, 8)] and not direct
     for i, op in enumerate(ops):
         np.testing.assert_allclose(values[i], qml.matrix(op), atol=1e-12)
+
+
+def test_a_constant_gate_value_is_one_array_shared_by_its_gates():
+    ops = [qml.Hadamard(0), qml.RX(0.3, 1), qml.Hadamard(1), qml.S(0), qml.Hadamard(0)]
+    program = TapeProgram(qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0) @ qml.Z(1))]))
+    values = program.gate_values((jnp.asarray(0.3),))
+    batches, direct = values.arrays()
+    assert sorted(direct) == [0, 3]  # the first Hadamard and S; the other Hadamards alias it
+    doubled = values.over([2 * b for b in batches], {i: 2 * v for i, v in direct.items()})
+    assert doubled[2] is doubled[0] and doubled[4] is doubled[0]
+    np.testing.assert_allclose(doubled[4], 2 * qml.matrix(qml.Hadamard(0)), atol=1e-15)
+    blocks, row_of = doubled.blocks([0, 1, 2, 4])
+    assert len(blocks) == 2 and row_of[0] == row_of[2] == row_of[4] != row_of[1]

@@ -35,15 +35,32 @@ class FixedAngleLayer(qml.operation.Operation):
         ]
 
 
-class NegatedLayer(qml.operation.Operation):
-    """A template computing with its weights (a sign flip): must not lift."""
+class TripledLayer(qml.operation.Operation):
+    """A template computing with its weights (times 3, not a power of two): must not lift."""
 
     num_wires = 1
     grad_method = None
 
     @staticmethod
     def compute_decomposition(weights, wires):
-        return [qml.RX(-weights[0], wires[0])]
+        return [qml.RX(3 * weights[0], wires[0])]
+
+
+class ScaledLayer(qml.operation.Operation):
+    """A template negating, halving and eighthing its weights, as Pauli exponentials do."""
+
+    num_wires = 2
+    grad_method = None
+
+    @staticmethod
+    def compute_decomposition(weights, wires):
+        return [
+            qml.RX(-weights[0], wires[0]),
+            qml.CNOT(wires),
+            qml.RZ(weights[1] / 2, wires[1]),
+            qml.RY(-weights[1] / 8, wires[0]),
+            qml.RX(weights[0], wires[1]),
+        ]
 
 
 def _tape(ops, measurements=None):
@@ -73,7 +90,7 @@ def test_constants_of_a_decomposition_and_plain_ops_keep_their_values():
 @pytest.mark.parametrize(
     "ops",
     [
-        [NegatedLayer(np.array([0.3]), wires=0)],  # computes with its weights
+        [TripledLayer(np.array([0.3]), wires=0)],  # computes with its weights
         [qml.IQPEmbedding(np.array([0.1, 0.2, 0.3]), wires=range(3))],  # products of features
         [qml.StronglyEntanglingLayers(np.ones((4, 1, 2, 3)), wires=range(2))],  # broadcast
         [qml.RX(0.1, 0), qml.CNOT([0, 1])],  # nothing to lift
@@ -152,7 +169,11 @@ def test_per_parameter_view_gives_each_gate_parameter_its_own_element():
     lifted = lift(tape, PIPELINE)
     leaves = (x, w, w[0, :2], x)
     view = per_parameter(lifted, leaves)
-    assert [(j, list(e)) for j, e in view.reads] == [(0, [0]), (1, list(range(6))), (2, [0, 1])]
+    assert [(j, list(e), c) for j, e, c in view.reads] == [
+        (0, [0], None),
+        (1, list(range(6)), None),
+        (2, [0, 1], None),
+    ]
     assert view.direct == {3}  # the observable's coefficient is read as it is
     vectors = view.widen(leaves)
     np.testing.assert_allclose(vectors[1], np.ravel(w))
@@ -160,6 +181,62 @@ def test_per_parameter_view_gives_each_gate_parameter_its_own_element():
     kinds = [s[0] for s in view.lifted.sources]
     assert kinds.count("elem") == 9 and kinds.count("const") == 1
     assert view.lifted.n_op_leaves == 3 + 3
+
+
+def test_scaled_weights_lift_to_scaled_element_reads():
+    w = np.array([0.3, 0.7])
+    lifted = lift(_tape([ScaledLayer(w, wires=[0, 1])]), PIPELINE)
+    assert lifted is not None
+    assert lifted.sources == (
+        ("elem", 0, 0, -1.0),
+        ("elem", 0, 1, 0.5),
+        ("elem", 0, 1, -0.125),
+        ("elem", 0, 0),
+    )
+    view = per_parameter(lifted, (jnp.asarray(w),))
+    ((j, index, scale),) = view.reads
+    assert j == 0 and list(index) == [0, 1, 1, 0]
+    np.testing.assert_array_equal(scale, [-1.0, 0.5, -0.125, 1.0])
+    np.testing.assert_allclose(view.widen((jnp.asarray(w),))[0], [-0.3, 0.35, -0.0875, 0.3])
+
+
+def _uccsd(diff_method):
+    singles, doubles = qml.qchem.excitations(2, 4)
+    s_wires, d_wires = qml.qchem.excitations_to_wires(singles, doubles)
+
+    @qml.qnode(qml.device("default.qubit", wires=4), diff_method=diff_method)
+    def circuit(w, v):
+        qml.UCCSD(w, range(4), s_wires, d_wires, init_state=np.array([1, 1, 0, 0]), n_repeats=2)
+        ScaledLayer(v, wires=[3, 0])
+        return qml.expval(qml.Z(0) @ qml.X(1) + 0.5 * qml.Y(2))
+
+    return circuit
+
+
+@pytest.mark.parametrize("diff_method", ["backprop", "adjoint", "parameter-shift"])
+def test_uccsd_lifts_and_matches_pennylane(diff_method, monkeypatch):
+    # UCCSD's excitations decompose into RZ(±θ/2) and RZ(±θ/8): scaled elements.
+    rng = np.random.default_rng(6)
+    w, v = jnp.asarray(rng.uniform(-2, 2, (2, 3))), jnp.asarray(rng.uniform(-2, 2, 2))
+    ref_fn = _uccsd("backprop")  # PennyLane's own boundary
+    ref = (ref_fn(w, v), jax.grad(ref_fn, argnums=(0, 1))(w, v))
+    seen = []
+    original = _select.cached_lift
+
+    def spy(*args):
+        out = original(*args)
+        seen.append(out is not None and any(len(s) == 4 for s in out.sources))
+        return out
+
+    monkeypatch.setattr(_select, "cached_lift", spy)
+    with qjaxiface.installed():
+        fn = _uccsd(diff_method)
+        got = jax.jit(lambda w, v: (fn(w, v), jax.grad(fn, argnums=(0, 1))(w, v)))(w, v)
+        hess = jax.jit(jax.hessian(fn, argnums=1))(w, v)
+    assert seen and all(seen), "UCCSD should have stayed whole, with scaled reads"
+    for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+        np.testing.assert_allclose(g, r, atol=1e-8)
+    np.testing.assert_allclose(hess, jax.hessian(ref_fn, argnums=1)(w, v), atol=1e-8)
 
 
 @pytest.mark.parametrize("diff_method", ["parameter-shift", "spsa"])
@@ -364,9 +441,10 @@ def test_remembered_lifts_are_cleared_with_every_cache(lift_count):
         ([qml.StronglyEntanglingLayers(np.ones((2, 3, 3)), wires=range(3))], 1),
         ([qml.RX(0.4, 1), qml.AngleEmbedding(np.ones(3), wires=range(3))], 1),
         ([FixedAngleLayer(np.array([0.1, 0.2]), wires=[0, 1])], 2),  # a constant angle
-        ([NegatedLayer(np.array([0.3]), wires=0)], 2),  # computed: the second run refuses
+        ([ScaledLayer(np.array([0.3, 0.7]), wires=[0, 1])], 1),  # scaled tags: one run
+        ([TripledLayer(np.array([0.3]), wires=0)], 2),  # computed: the second run refuses
     ],
-    ids=["selects-only", "with-plain-op", "constant", "computed"],
+    ids=["selects-only", "with-plain-op", "constant", "scaled", "computed"],
 )
 def test_a_second_decomposition_only_for_values_that_are_not_tags(ops, runs):
     class Counting:
@@ -383,4 +461,4 @@ def test_a_second_decomposition_only_for_values_that_are_not_tags(ops, runs):
 
     lifted = lift(_tape(ops), Counting())
     assert Counting.calls == runs
-    assert (lifted is None) == isinstance(ops[0], NegatedLayer)
+    assert (lifted is None) == isinstance(ops[0], TripledLayer)
