@@ -539,18 +539,18 @@ class GateValues:
         per_batch: dict[int, list[int]] = {}
         blocks: list[Array] = []
         row_of: dict[int, int] = {}
-        shared: dict[int, int] = {}  # id of a direct value -> its row
+        shared: dict[int, int] = {}  # the gate a direct value was computed for -> its row
         start = 0
         for i in ids:
             if i in self._at:
                 per_batch.setdefault(self._at[i][0], []).append(i)
             elif i in self._direct:
-                value = self._direct[i]
-                if id(value) not in shared:
-                    blocks.append(value[None])
-                    shared[id(value)] = start
+                owner = self._alias.get(i, i)
+                if owner not in shared:
+                    blocks.append(self._direct[i][None])
+                    shared[owner] = start
                     start += 1
-                row_of[i] = shared[id(value)]
+                row_of[i] = shared[owner]
         for batch, members in per_batch.items():
             rows = np.array([self._at[i][1] for i in members])
             full = len(rows) == self._batches[batch].shape[0] and np.all(

@@ -40,7 +40,7 @@ import pennylane as qml
 
 from ... import _caches
 from ._jvp_parts import real_scalar
-from ._simulate import read_elements, scale_vector
+from ._simulate import read_elements, scale_of, scale_vector
 
 _SYMBOLIC = (qml.ops.op_math.SymbolicOp, qml.ops.op_math.CompositeOp)
 _SPAN = 2**24  # tags of leaf j: (j + 1) * _SPAN + e + offset, exact in float64
@@ -131,8 +131,7 @@ def per_parameter(lifted: Lifted, leaves: tuple) -> PerParameter:
     for src in lifted.sources:
         c = 1.0
         if src[0] == "elem":
-            j, e = src[1], src[2]
-            c = src[3] if len(src) > 3 else 1.0
+            j, e, c = src[1], src[2], scale_of(src)
         elif src[0] == "leaf" and real_scalar(leaves[src[1]]):
             j, e = src[1], 0
         else:

@@ -403,13 +403,18 @@ class _TapeParams:
         return None
 
 
+def scale_of(src: tuple) -> float:
+    """The constant an ``("elem", j, e[, c])`` source is scaled by (``_lift._SCALES``)."""
+    return src[3] if len(src) > 3 else 1.0
+
+
 def scale_vector(scales: list[float]) -> np.ndarray | None:
     return None if all(c == 1.0 for c in scales) else np.asarray(scales)
 
 
 def read_elements(leaf, index: np.ndarray, scale: np.ndarray | None):
     """Elements ``index`` of the flattened ``leaf``, times ``scale`` (per element) if given."""
-    out = jnp.ravel(leaf)[index]
+    out = jnp.ravel(leaf)[index]  # a no-op on an already flat leaf
     return out if scale is None else out * scale.astype(out.dtype)
 
 
@@ -433,7 +438,8 @@ class _LiftedParams:
             return self.leaves[rest[0]]
         if kind == "elem":
             x = self._flat_leaf(rest[0])[rest[1]]
-            return x * rest[2] if len(rest) > 2 else x  # a scaled element
+            c = scale_of(self.sources[pos])
+            return x if c == 1.0 else x * c
         return jnp.asarray(rest[0])
 
     def at(self, sl: slice) -> tuple:
@@ -466,6 +472,6 @@ class _LiftedParams:
         srcs = [self.sources[p] for p in positions]
         if all(src[0] == "elem" and src[1] == srcs[0][1] for src in srcs):
             index = np.array([src[2] for src in srcs])
-            scales = [src[3] if len(src) > 3 else 1.0 for src in srcs]
-            return read_elements(self.leaves[srcs[0][1]], index, scale_vector(scales))
+            scale = scale_vector([scale_of(src) for src in srcs])
+            return read_elements(self._flat_leaf(srcs[0][1]), index, scale)
         return jnp.stack([self._one(p) for p in positions])
