@@ -1,11 +1,13 @@
 """Shared by the benchmark scripts: running one measurement in a fresh process, naming the
-machine, saving results and regenerating one section of a Markdown page."""
+machine, saving results, the cells of their tables (minimum and median over runs, ratios) and
+regenerating one section of a Markdown page."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import statistics
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -83,3 +85,23 @@ def publish(markdown: str, docs: str | None, heading: str) -> Path | None:
     page = Path(docs)
     page.write_text(replace_section(page.read_text(), heading, markdown))
     return page
+
+
+def _values(runs: list[dict], key: str) -> list[float]:
+    return [r[key] for r in runs if key in r]
+
+
+def cell(runs: list[dict], key: str, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
+    """``min (median)`` of ``key`` over a cell's runs (times ``scale``): "failed" when no run
+    gave it, "-" when there were no runs."""
+    values = _values(runs, key)
+    if not values:
+        return "failed" if runs else "-"
+    best, median = min(values) * scale, statistics.median(values) * scale
+    return f"{fmt.format(best)} ({fmt.format(median)})"
+
+
+def ratio(a: list[dict], b: list[dict], key: str) -> str:
+    """The ratio of the minima of ``key`` over runs ``a`` and ``b``, as ``"0.50x"``."""
+    x, y = _values(a, key), _values(b, key)
+    return f"{min(x) / min(y):.2f}x" if x and y else "-"

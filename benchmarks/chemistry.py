@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 
-from _sections import load_or_measure, machine, publish, revision, run_worker
+from _sections import cell, load_or_measure, machine, publish, ratio, revision, run_worker
 from compile_time import _steady
 
 SECTION = "## Chemistry ansätze: phase gadgets and scaled template weights"
@@ -116,23 +115,6 @@ def measure(args) -> dict:
     return data
 
 
-def _values(runs: list[dict], key: str) -> list[float]:
-    return [r[key] for r in runs if key in r]
-
-
-def _cell(runs: list[dict], key: str, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
-    values = _values(runs, key)
-    if not values:
-        return "failed" if runs else "-"
-    best, median = min(values) * scale, statistics.median(values) * scale
-    return f"{fmt.format(best)} ({fmt.format(median)})"
-
-
-def _ratio(a: list[dict], b: list[dict], key: str) -> str:
-    x, y = _values(a, key), _values(b, key)
-    return f"{min(x) / min(y):.2f}x" if x and y else "-"
-
-
 def to_markdown(data: dict) -> str:
     m = data["machine"]
     before = data.get("before", "-")
@@ -156,10 +138,10 @@ def to_markdown(data: dict) -> str:
     for row in data["rows"]:
         ours, bef, cat = row["ours"], row["before"], row["catalyst"]
         lines.append(
-            f"| {row['template']} | {row['n']} | {row['method']} | {_cell(ours, 'first')} | "
-            f"{_cell(bef, 'first')} | {_ratio(ours, bef, 'first')} | {_cell(cat, 'first')} | "
-            f"{_ratio(ours, cat, 'first')} | {_cell(ours, 'steady', 1e3, '{:.1f}')} | "
-            f"{_cell(bef, 'steady', 1e3, '{:.1f}')} | {_cell(cat, 'steady', 1e3, '{:.1f}')} |"
+            f"| {row['template']} | {row['n']} | {row['method']} | {cell(ours, 'first')} | "
+            f"{cell(bef, 'first')} | {ratio(ours, bef, 'first')} | {cell(cat, 'first')} | "
+            f"{ratio(ours, cat, 'first')} | {cell(ours, 'steady', 1e3, '{:.1f}')} | "
+            f"{cell(bef, 'steady', 1e3, '{:.1f}')} | {cell(cat, 'steady', 1e3, '{:.1f}')} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 
-from _sections import load_or_measure, machine, publish, run_worker
+from _sections import cell, load_or_measure, machine, publish, ratio, run_worker
 from compile_time import _steady
 
 SECTION = "## Long PauliRot words: a basis change around one MultiRZ"
@@ -77,22 +76,6 @@ def measure(args) -> dict:
     return {"rows": rows, "machine": machine(), "runs": args.runs}
 
 
-def _values(runs: list[dict], key: str) -> list[float]:
-    return [r[key] for r in runs if key in r]
-
-
-def _cell(runs: list[dict], key: str, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
-    values = _values(runs, key)
-    if not values:
-        return "failed" if runs else "-"
-    return f"{fmt.format(min(values) * scale)} ({fmt.format(statistics.median(values) * scale)})"
-
-
-def _ratio(a: list[dict], b: list[dict], key: str) -> str:
-    x, y = _values(a, key), _values(b, key)
-    return f"{min(x) / min(y):.2f}x" if x and y else "-"
-
-
 def to_markdown(data: dict) -> str:
     mach = data["machine"]
     lines = [
@@ -115,10 +98,10 @@ def to_markdown(data: dict) -> str:
     for row in data["rows"]:
         ours, before = row["expanded"], row["matrix"]
         lines.append(
-            f"| {row['n']} | {row['m']} | {row['method']} | {_cell(ours, 'first')} | "
-            f"{_cell(before, 'first')} | {_ratio(ours, before, 'first')} | "
-            f"{_cell(ours, 'steady', 1e3, '{:.2f}')} | {_cell(before, 'steady', 1e3, '{:.2f}')} "
-            f"| {_ratio(ours, before, 'steady')} |"
+            f"| {row['n']} | {row['m']} | {row['method']} | {cell(ours, 'first')} | "
+            f"{cell(before, 'first')} | {ratio(ours, before, 'first')} | "
+            f"{cell(ours, 'steady', 1e3, '{:.2f}')} | {cell(before, 'steady', 1e3, '{:.2f}')} "
+            f"| {ratio(ours, before, 'steady')} |"
         )
     return "\n".join(lines) + "\n"
 
