@@ -132,6 +132,39 @@ def test_long_words_keep_their_matrix():
         )
 
 
+def test_runs_of_words_share_their_basis_changes_and_keep_their_matrix():
+    rng = np.random.default_rng(13)
+    wires = range(9)
+    for k in range(8):
+        ops = []
+        for j in range(5):
+            m = LONG_WORD + j % 2
+            start = int(rng.integers(0, 10 - m))
+            word = "".join(rng.choice(list("XY"), m)) if k % 2 else _random_word(rng, m)
+            ops.append(qml.PauliRot(rng.uniform(-3, 3), word, wires=range(start, start + m)))
+            if rng.uniform() < 0.5:  # a gate between the words: that wire settles its change
+                ops.append(qml.RX(rng.uniform(-3, 3), int(rng.integers(0, 9))))
+        tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0))])
+        got = expand_long_words(tape).operations
+        np.testing.assert_allclose(_matrix(got, wires), _matrix(ops, wires), atol=1e-12)
+        rotations = [o for o in got if o.name == "MultiRZ"]
+        assert [o.data[0] for o in rotations] == [o.data[0] for o in ops if o.name == "PauliRot"]
+
+    # The same word twice: the changes between the two rotations cancel (a Trotter step).
+    op = qml.PauliRot(0.3, "XYZXYZXY", wires=range(8))
+    tape = qml.tape.QuantumScript([op, op, qml.RX(0.2, 0), op], [qml.expval(qml.Z(0))])
+    names = [o.name for o in expand_long_words(tape).operations]
+    opening = ["Hadamard", "SX", "Hadamard", "SX", "Hadamard", "SX"]
+    closing = ["Hadamard", "SX", "PauliX", "Hadamard", "SX", "PauliX", "Hadamard", "SX", "PauliX"]
+    # Wire 0 settles before the RX and opens again for the third word; the others wait.
+    middle = ["MultiRZ", "MultiRZ", "Hadamard", "RX", "Hadamard", "MultiRZ"]
+    assert names == [*opening, *middle, *closing]
+    # An operation without wires may read every wire: every change settles before it.
+    tape = qml.tape.QuantumScript([op, qml.Snapshot(), op], [qml.expval(qml.Z(0))])
+    names = [o.name for o in expand_long_words(tape).operations]
+    assert names == [*opening, "MultiRZ", *closing, "Snapshot", *opening, "MultiRZ", *closing]
+
+
 def test_short_words_stay_one_gate():
     ops = [qml.PauliRot(0.4, "X" * (LONG_WORD - 1), wires=range(LONG_WORD - 1))]
     ops.append(qml.PauliRot(0.2, "Z" + "I" * LONG_WORD, wires=range(LONG_WORD + 1)))
