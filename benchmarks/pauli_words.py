@@ -5,10 +5,12 @@ Y and Z) on sliding windows of ``n`` wires, ``expval(Z(0) @ X(n-1))``, x64, the 
 (trace + compile + run) and steady step of ``jax.jit(jax.grad(qnode))``. Each measurement is a
 fresh process (nothing compiled, no persistent cache), the two programs alternating:
 *expanded* (the default: words of ``_gadgets.LONG_WORD`` letters or more run as their basis
-change and one ``MultiRZ``) and *matrix* (every word as its ``2**m`` matrix, the program
-before; ``LONG_WORD`` set out of reach):
+change and one ``MultiRZ``), *matrix* (every word as its ``2**m`` matrix, the program before;
+``LONG_WORD`` set out of reach) and, with ``--catalyst-python``, Catalyst 0.15
+``qjit(grad)`` on lightning.qubit (jax 0.7.1 in its own venv; adjoint and parameter-shift):
 
-    python benchmarks/pauli_words.py --docs docs/benchmarks.md
+    python benchmarks/pauli_words.py --catalyst-python /tmp/cat/bin/python \
+        --docs docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import sys
 import time
 
 from _sections import cell, load_or_measure, machine, publish, ratio, run_worker
-from compile_time import _steady
+from compile_time import _settle, _steady
 
 SECTION = "## Long PauliRot words: a basis change around one MultiRZ"
-MODES = ("expanded", "matrix")
+MODES = ("expanded", "matrix", "catalyst")
+CATALYST_METHODS = ("adjoint", "parameter-shift")
 N_WORDS = 6
 
 
@@ -32,17 +35,20 @@ def _work(mode: str, n: int, m: int, method: str) -> dict:
     import numpy as np
     import pennylane as qml
 
-    import qjaxiface
-    from qjaxiface.executors.xla import _gadgets
-
     jax.config.update("jax_enable_x64", True)
-    if mode == "matrix":
-        _gadgets.LONG_WORD = 10**9
-    qjaxiface.install()
+    if mode != "catalyst":
+        import qjaxiface
+        from qjaxiface.executors.xla import _gadgets
+
+        if mode == "matrix":
+            _gadgets.LONG_WORD = 10**9
+        qjaxiface.install()
     rng = np.random.default_rng(0)
     words = ["".join(rng.choice(list("XYZ"), m)) for _ in range(N_WORDS)]
 
-    @qml.qnode(qml.device("default.qubit", wires=n), diff_method=method)
+    device = "lightning.qubit" if mode == "catalyst" else "default.qubit"
+
+    @qml.qnode(qml.device(device, wires=n), diff_method=method)
     def circuit(x):
         for i in range(n):
             qml.RY(x[i], i)
@@ -52,7 +58,13 @@ def _work(mode: str, n: int, m: int, method: str) -> dict:
         return qml.expval(qml.Z(0) @ qml.X(n - 1))
 
     x = jnp.asarray(rng.uniform(-1, 1, n + N_WORDS))
-    step = jax.jit(jax.grad(circuit))
+    if mode == "catalyst":
+        import catalyst
+
+        step = catalyst.qjit(lambda x: catalyst.grad(circuit)(x))
+    else:
+        step = jax.jit(jax.grad(circuit))
+    _settle(True)
     t0 = time.perf_counter()
     g = jax.block_until_ready(step(x))
     first = time.perf_counter() - t0
@@ -67,7 +79,12 @@ def measure(args) -> dict:
             runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
             for _ in range(args.runs):
                 for mode in MODES:
-                    cmd = [sys.executable, __file__, "--worker", mode, "--n", str(args.n)]
+                    python = sys.executable
+                    if mode == "catalyst":
+                        if not args.catalyst_python or method not in CATALYST_METHODS:
+                            continue
+                        python = args.catalyst_python
+                    cmd = [python, __file__, "--worker", mode, "--n", str(args.n)]
                     cmd += ["--m", str(m), "--method", method]
                     runs[mode].append(run_worker(cmd, args.timeout))
             row = {"n": args.n, "m": m, "method": method, **runs}
@@ -85,23 +102,27 @@ def to_markdown(data: dict) -> str:
         f"{mach['python']}, JAX {mach['jax']}, PennyLane {mach['pennylane']}. `RY` on every "
         f"wire, then {N_WORDS} `PauliRot` gates of random m-letter words (X, Y, Z) on sliding "
         "windows, `expval(Z(0) @ X(n-1))`, x64, first call (trace + compile + run) and steady "
-        "step of `jax.jit(jax.grad(qnode))`; minimum (median) over "
+        "step of `jax.jit(jax.grad(qnode))`, after a `gc.collect()` (as in the compile-time "
+        "table); minimum (median) over "
         f"{data['runs']} fresh processes per cell, the programs alternating. *expanded*: words "
-        "of `LONG_WORD` (7) letters or more as their basis change around one `MultiRZ` (the "
-        "default); *matrix*: every word as its `2**m` matrix (the program before). Ratios "
-        "compare minima (lower is better for *expanded*).",
+        "of `LONG_WORD` (7) letters or more as their basis change around one `MultiRZ`, the "
+        "changes between consecutive words cancelling where they share a letter on a wire (the "
+        "default); *matrix*: every word as its `2**m` matrix (the program before); *Catalyst*: "
+        "Catalyst 0.15 `qjit(grad)` on lightning.qubit (jax 0.7.1, its own venv; no backprop). "
+        "Ratios compare minima (lower is better for *expanded*).",
         "",
-        "| n | m | method | first call (s) | matrix | expanded / matrix | step ms | matrix "
-        "| expanded / matrix |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| n | m | method | first call (s) | matrix | / matrix | Catalyst | / Catalyst "
+        "| step ms | matrix | / matrix | Catalyst | / Catalyst |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in data["rows"]:
-        ours, before = row["expanded"], row["matrix"]
+        ours, before, cat = row["expanded"], row["matrix"], row.get("catalyst", [])
         lines.append(
             f"| {row['n']} | {row['m']} | {row['method']} | {cell(ours, 'first')} | "
-            f"{cell(before, 'first')} | {ratio(ours, before, 'first')} | "
-            f"{cell(ours, 'steady', 1e3, '{:.2f}')} | {cell(before, 'steady', 1e3, '{:.2f}')} "
-            f"| {ratio(ours, before, 'steady')} |"
+            f"{cell(before, 'first')} | {ratio(ours, before, 'first')} | {cell(cat, 'first')} "
+            f"| {ratio(ours, cat, 'first')} | {cell(ours, 'steady', 1e3, '{:.2f}')} | "
+            f"{cell(before, 'steady', 1e3, '{:.2f}')} | {ratio(ours, before, 'steady')} | "
+            f"{cell(cat, 'steady', 1e3, '{:.2f}')} | {ratio(ours, cat, 'steady')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -115,6 +136,7 @@ def main(argv=None) -> None:
     parser.add_argument("--method", default="adjoint")
     parser.add_argument("--methods", nargs="+", default=["backprop", "adjoint", "parameter-shift"])
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--catalyst-python", help="a Python with pennylane-catalyst 0.15")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--json", default="bench-results/pauli_words.json")
     parser.add_argument("--render", action="store_true", help="re-render saved results")
