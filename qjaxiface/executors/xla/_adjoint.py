@@ -24,10 +24,10 @@ import jax.numpy as jnp
 from ..._dtypes import state_dtype
 from ..._tangents import is_zero_tangent, one_call
 from ._compact import Region, adjoint_region, region_matrices
-from ._gates import Gate, GateValues, inverse_values
+from ._gates import Gate, GateValues, inverse_value, inverse_values
 from ._interp import Interp, adjoint_interp, table
 from ._jvp_parts import Fn, add_tangents, autodiff_rest, tangent_out
-from ._kernels import apply_gate, transition_matrix
+from ._kernels import apply_gate, apply_word, transition_matrix
 from ._measure import apply_observable
 from ._repeat import Repeat, repeat_values
 from ._simulate import TapeProgram
@@ -204,9 +204,19 @@ def _weight(gate: Gate, ket: Array, bras: Array, value: Array) -> Array:
     if gate.kind == "phase":
         overlap = jnp.einsum("r,mr->m", ket, bras)  # <bra|ket> (bras conjugated)
         return jnp.reshape(overlap, (-1, *jnp.shape(value)))
+    if gate.kind == "pauli":
+        return word_overlaps(gate, ket, bras)
     wires = gate.controls + gate.axes
     trans = jax.vmap(lambda b: transition_matrix(b, ket, wires, bra_conjugated=True))(bras)
     return gate_weights(gate, trans)
+
+
+def word_overlaps(gate: Gate, ket: Array, bras: Array) -> Array:
+    """A ``"pauli"`` gate's weights ``(m, 2)``: ``<bra|ψ>`` and ``<bra|P ψ>`` (the tangent of
+    ``a I + b P`` is ``da I + db P``), where a transition matrix on its wires would hold
+    ``4**m`` numbers per bra."""
+    moved = apply_word(ket, gate)
+    return jnp.stack([bras @ ket, bras @ moved], axis=1)
 
 
 def adjoint_repeat(
@@ -231,9 +241,6 @@ def adjoint_repeat(
     ]
     xs = [s for s in stacks if s is not None]
 
-    def flipped(gate: Gate, stack: Array) -> Array:
-        return jnp.swapaxes(stack, -1, -2) if gate.kind == "matrix" else stack
-
     def body(carry, x):
         ket, bras = carry
         given = iter(x)
@@ -241,8 +248,7 @@ def adjoint_repeat(
         out: list[Array] = []
         for p in reversed(range(len(pattern))):
             gate, value = pattern[p], values[p]
-            transposed = None if value is None else flipped(gate, value)
-            dagger = None if transposed is None else jnp.conj(transposed)
+            dagger, transposed = (None, None) if value is None else inverse_value(gate, value)
             ket = apply_gate(ket, gate, (), value=dagger)
             if weighted[p]:
                 out.append(_weight(gate, ket, bras, value))

@@ -54,7 +54,7 @@ from pennylane.measurements import (
 )
 
 from ..._dtypes import complex_dtype, int_dtype, real_dtype, state_dtype
-from ._adjoint import value_weights
+from ._adjoint import value_weights, word_overlaps
 from ._gates import Gate, as_complex, full_matrix, inverse_values
 from ._kernels import apply_gate, num_wires_of, transition_matrix
 from ._measure import (
@@ -878,7 +878,10 @@ def sharded_adjoint_jvp(program, leaves: tuple, tangents: dict[int, Any]):
             gate = gates[i]
             ket = run_gate(_after(ket, bras), step, gate, dagger[i], False, program.elementwise)
             trans = None
-            if values[i] is not None and needed[i]:
+            if values[i] is not None and needed[i] and gate.kind == "pauli":
+                # Every axis is local (``_needs_local``): the slice's two overlaps.
+                trans = weights[i] = word_overlaps(step.local, ket, bras)
+            elif values[i] is not None and needed[i]:
                 trans = _transition(gate, step, ket, bras, g)
                 weights[i] = _weights(gate, step, trans, g, values[i])
             bras = jax.vmap(

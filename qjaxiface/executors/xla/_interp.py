@@ -66,7 +66,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -74,7 +74,7 @@ import numpy as np
 
 from ..._dtypes import state_dtype
 from ._compact import compact_enabled
-from ._gates import Gate, GateValues, PauliRotation, two_levels
+from ._gates import Gate, GateValues, PauliPair, PauliWord, two_levels
 from ._kernels import num_wires_of
 from ._repeat import Repeat
 
@@ -188,7 +188,7 @@ def row_of(gate: Gate, n: int) -> tuple[tuple[int, ...], tuple[int, ...] | None]
     if gate.name == "MultiRZ" and len(axes) > 2:  # the parity kernel: even and odd values
         wires = sum(1 << shift[a] for a in axes)
         return (PARITY, wires, 0, mask, want, 1, 0), _VALUE
-    if isinstance(gate.fn, PauliRotation):  # the Pauli kernel
+    if isinstance(gate.fn, PauliWord):  # the Pauli kernel
         flip = sum(1 << shift[a] for a, c in zip(axes, gate.fn.word) if c in "XY")
         signs = sum(1 << shift[a] for a, c in zip(axes, gate.fn.word) if c in "YZ")
         if flip:
@@ -279,7 +279,11 @@ def table(interp: Interp, gates: Sequence[Gate], values: GateValues, tangent: bo
     # 16 entries per gate only where a 4x4 matrix is read from: the tables are per gate, and
     # the adjoint rule keeps them (and their cotangents) alive across the sweep.
     width = 16 if any(c not in (None, _VALUE) for c in interp.cols) else 4
-    flat = [_padded(b, width, lv) for b, lv in zip(blocks, levels)]
+    # A block of ``PauliPair`` values ``(a, b)``: each gate's four entries are ``(a, b) @ R``.
+    pairs = [
+        [_pair_row(gates[gate_at[r]]) for r in range(a, b)] for a, b in itertools.pairwise(starts)
+    ]
+    flat = [_padded(b, width, lv, pr) for b, lv, pr in zip(blocks, levels, pairs)]
     dtype = flat[0].dtype if flat else state_dtype()
     flip = np.zeros(width)
     if not tangent:
@@ -299,10 +303,23 @@ def _wide(interp: Interp) -> bool:
     return _DENSE in interp.cols
 
 
-def _padded(block: Array, width: int, levels: Sequence[tuple[int, int] | None]) -> Array:
+def _pair_row(gate: Gate) -> np.ndarray | None:
+    return gate.fn.row() if isinstance(gate.fn, PauliPair) else None
+
+
+def _padded(
+    block: Array,
+    width: int,
+    levels: Sequence[tuple[int, int] | None],
+    pair_rows: Sequence[np.ndarray | None],
+) -> Array:
     """A block of gate values as ``(k, width)``: the 2x2 matrix on each gate's two ``levels``
-    (``_gates.two_levels``), a 4x4 matrix flattened, others as ``_as_rows``, then zeros."""
-    if levels[0] is not None:
+    (``_gates.two_levels``; from ``(a, b)`` and ``PauliPair.row`` for a pair), a 4x4 matrix
+    flattened, others as ``_as_rows``, then zeros."""
+    if pair_rows[0] is not None:
+        r = jnp.asarray(np.stack(cast(list, pair_rows)), dtype=block.dtype)  # (k, 2, 4)
+        rows = block[:, :1] * r[:, 0] + block[:, 1:] * r[:, 1]
+    elif levels[0] is not None:
         pairs = np.array(levels, dtype=np.int32)
         a, b = pairs[:, :1], pairs[:, 1:]  # (k, 1) each
         gate = np.arange(len(pairs), dtype=np.int32)[:, None]

@@ -8,11 +8,12 @@ or diagonal) comes from the catalogue in ``_gates.py``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import jax
 import jax.numpy as jnp
 
-from ._gates import Array, Gate, gate_value
+from ._gates import Array, Gate, PauliPair, gate_value
 
 # --------------------------------------------------------------------------- application
 #
@@ -72,6 +73,24 @@ def _apply_diag(view: Array, diag: Array, axes: Sequence[int]) -> Array:
     return view * jnp.reshape(d, shape)
 
 
+def apply_word(state: Array, gate: Gate) -> Array:
+    """``P ψ`` for a ``"pauli"`` gate's word ``P`` on an unbatched flat state:
+    ``(P ψ)[x] = c (-1)^{|x & YZ|} ψ[x ^ F]`` (``PauliPair.masks``), one gather.
+
+    A reversed view of the X and Y axes read the same amplitudes, but XLA:CPU fused runs of
+    such gates into one loop that re-evaluated every earlier gate at both of its reads (six
+    7-letter words at n=12: 1.1 ms forward, 12 ms grad). Behind a gather (here) and a dot
+    (``apply_gate``) every gate's state is materialized: 0.15 and 0.37 ms.
+    """
+    n = num_wires_of(state)
+    flip, signs, phase = cast(PauliPair, gate.fn).masks(gate.axes, n)
+    idx = jax.lax.iota(jnp.int32, 2**n)
+    out = state.at[idx ^ flip].get(mode="promise_in_bounds", unique_indices=True) if flip else state
+    if signs:
+        out = jnp.where(jax.lax.population_count(idx & signs) & 1 == 1, -out, out)
+    return out if phase == 1 else out * jnp.asarray(phase, dtype=state.dtype)
+
+
 def _apply_targets(
     view: Array, gate: Gate, value: Array | None, axes, adjoint: bool, elementwise: bool
 ) -> Array:
@@ -109,6 +128,11 @@ def apply_gate(
     if gate.kind == "phase":
         assert value is not None
         return state * (jnp.conj(value) if adjoint else value)
+    if gate.kind == "pauli":  # a I + b P, and P is Hermitian: U† = a* I + b* P
+        assert value is not None and not gate.controls
+        # A dot rather than ``a ψ + b P ψ``: see ``apply_word``.
+        pair = jnp.conj(value) if adjoint else value
+        return jnp.dot(pair, jnp.stack([state, apply_word(state, gate)]))
     view, pos = split_view(state, gate.axes + gate.controls)
     axes = tuple(pos[a] for a in gate.axes)
     if not gate.controls:

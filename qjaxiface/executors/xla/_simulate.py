@@ -30,7 +30,7 @@ from ..._dtypes import complex_dtype, real_dtype, state_dtype
 from ._batching import broadcast_leaves
 from ._compact import Region, plan_regions, region_matrices, run_region
 from ._cone import light_cone
-from ._gadgets import expand_long_words, fuse_phase_gadgets
+from ._gadgets import fuse_phase_gadgets
 from ._gates import STATE_PREPS, Gate, GateValues, ParamSource, as_complex, compile_gate
 from ._interp import Interp, find_interps, run_interp, table
 from ._kernels import apply_gate
@@ -132,7 +132,7 @@ class TapeProgram:
         self.sources = None if lifted is None else lifted.sources
         self.order = internal_wire_order(tape, wire_order)
         # After the wire order: a wire that only fused CNOTs touched stays in the state.
-        tape = expand_long_words(fuse_phase_gadgets(tape))
+        tape = fuse_phase_gadgets(tape)
         cone = light_cone(tape)
         if cone is not None:  # only the wires the measured observables can see (``_cone.py``)
             self.order = [w for w in self.order if w in cone[1]]

@@ -60,6 +60,7 @@ def random_ops(params, seed: int) -> list:
         lambda p, w: qml.Toffoli(w),
         lambda p, w: qml.MultiRZ(p, w),
         lambda p, w: qml.CSWAP(w),
+        lambda p, w: qml.PauliRot(p, "YXZ", w),
     ]
     ops = [qml.Hadamard(i) for i in range(N)]
     for k, p in enumerate(params):

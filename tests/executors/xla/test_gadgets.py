@@ -1,5 +1,4 @@
-"""Pauli exponentials (``_gadgets.py``): mirrored CNOT spans around an RZ run as one MultiRZ,
-long PauliRot words as their basis change around one."""
+"""Phase gadgets (``_gadgets.py``): mirrored CNOT spans around an RZ run as one MultiRZ."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import pytest
 from xla_test_helpers import DEV, assert_tree_close
 
 import qjaxiface
-from qjaxiface.executors.xla._gadgets import LONG_WORD, expand_long_words, fuse_phase_gadgets
+from qjaxiface.executors.xla._gadgets import fuse_phase_gadgets
 from qjaxiface.executors.xla._simulate import TapeProgram
 
 
@@ -106,102 +105,3 @@ def test_circuits_with_gadgets_match_pennylane(diff_method):
         got_vmap = jax.jit(jax.vmap(fn))(jnp.stack([x, 0.5 * x]))
     assert_tree_close(got, ref, atol=1e-8)
     np.testing.assert_allclose(got_vmap[1], ref_fn(0.5 * x), atol=1e-8)
-
-
-# --- long PauliRot words: basis change around one MultiRZ -----------------------------------
-
-
-def _random_word(rng, m: int, identities: int = 0) -> str:
-    letters = list(rng.choice(list("XYZ"), m)) + ["I"] * identities
-    rng.shuffle(letters)
-    return "".join(letters)
-
-
-def test_long_words_keep_their_matrix():
-    rng = np.random.default_rng(11)
-    for k in range(12):
-        word = _random_word(rng, LONG_WORD + k % 3, identities=k % 2)
-        op = qml.PauliRot(rng.uniform(-3, 3), word, wires=range(len(word)))
-        tape = qml.tape.QuantumScript([op], [qml.expval(qml.Z(0))])
-        ops = expand_long_words(tape).operations
-        rotation = [o for o in ops if o.name == "MultiRZ"]
-        assert len(rotation) == 1 and rotation[0].data[0] is op.data[0]  # the same parameter
-        assert len(rotation[0].wires) == len(word) - word.count("I")
-        np.testing.assert_allclose(
-            _matrix(ops, op.wires), qml.matrix(op, wire_order=op.wires), atol=1e-12
-        )
-
-
-def test_runs_of_words_share_their_basis_changes_and_keep_their_matrix():
-    rng = np.random.default_rng(13)
-    wires = range(9)
-    for k in range(8):
-        ops = []
-        for j in range(5):
-            m = LONG_WORD + j % 2
-            start = int(rng.integers(0, 10 - m))
-            word = "".join(rng.choice(list("XY"), m)) if k % 2 else _random_word(rng, m)
-            ops.append(qml.PauliRot(rng.uniform(-3, 3), word, wires=range(start, start + m)))
-            if rng.uniform() < 0.5:  # a gate between the words: that wire settles its change
-                ops.append(qml.RX(rng.uniform(-3, 3), int(rng.integers(0, 9))))
-        tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0))])
-        got = expand_long_words(tape).operations
-        np.testing.assert_allclose(_matrix(got, wires), _matrix(ops, wires), atol=1e-12)
-        rotations = [o for o in got if o.name == "MultiRZ"]
-        assert [o.data[0] for o in rotations] == [o.data[0] for o in ops if o.name == "PauliRot"]
-
-    # The same word twice: the changes between the two rotations cancel (a Trotter step).
-    op = qml.PauliRot(0.3, "XYZXYZXY", wires=range(8))
-    tape = qml.tape.QuantumScript([op, op, qml.RX(0.2, 0), op], [qml.expval(qml.Z(0))])
-    names = [o.name for o in expand_long_words(tape).operations]
-    opening = ["Hadamard", "SX", "Hadamard", "SX", "Hadamard", "SX"]
-    closing = ["Hadamard", "SX", "PauliX", "Hadamard", "SX", "PauliX", "Hadamard", "SX", "PauliX"]
-    # Wire 0 settles before the RX and opens again for the third word; the others wait.
-    middle = ["MultiRZ", "MultiRZ", "Hadamard", "RX", "Hadamard", "MultiRZ"]
-    assert names == [*opening, *middle, *closing]
-    # An operation without wires may read every wire: every change settles before it.
-    tape = qml.tape.QuantumScript([op, qml.Snapshot(), op], [qml.expval(qml.Z(0))])
-    names = [o.name for o in expand_long_words(tape).operations]
-    assert names == [*opening, "MultiRZ", *closing, "Snapshot", *opening, "MultiRZ", *closing]
-
-
-def test_short_words_stay_one_gate():
-    ops = [qml.PauliRot(0.4, "X" * (LONG_WORD - 1), wires=range(LONG_WORD - 1))]
-    ops.append(qml.PauliRot(0.2, "Z" + "I" * LONG_WORD, wires=range(LONG_WORD + 1)))
-    tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0))])
-    assert expand_long_words(tape) is tape
-
-
-def _long_words(diff_method, expvals_only=False):
-    words = {"XYZZYXY": 0, "YIXZYXZY": 0, "ZZYXYXZ": 1}  # word -> its first wire
-
-    @qml.qnode(qml.device("default.qubit", wires=8), diff_method=diff_method)
-    def circuit(x):
-        for w in range(8):
-            qml.RY(x[w], w)
-        for k, (word, start) in enumerate(words.items()):
-            qml.PauliRot(x[8 + k], word, wires=range(start, start + len(word)))
-        if expvals_only:  # what adjoint differentiates
-            return qml.expval(qml.X(0) @ qml.Y(7)), qml.expval(qml.Z(3))
-        return qml.expval(qml.X(0) @ qml.Y(7)), qml.probs(wires=[1, 5])
-
-    return circuit
-
-
-@pytest.mark.parametrize("diff_method", ["backprop", "adjoint", "parameter-shift"])
-def test_circuits_with_long_words_match_pennylane(diff_method):
-    x = jnp.asarray(np.random.default_rng(12).uniform(-2, 2, 11))
-    expvals_only = diff_method == "adjoint"
-
-    def flat(circuit):
-        return lambda x: jnp.concatenate([jnp.ravel(r) for r in circuit(x)])
-
-    ref_fn = flat(_long_words("backprop", expvals_only))  # PennyLane's own boundary
-    ref = (ref_fn(x), jax.jacobian(ref_fn)(x))
-    with qjaxiface.installed():
-        circuit = _long_words(diff_method, expvals_only)
-        program = TapeProgram(qml.workflow.construct_tape(circuit)(x))
-        assert "PauliRot" not in [op.name for _, _, op in program.gates]
-        fn = flat(circuit)
-        got = jax.jit(lambda x: (fn(x), jax.jacobian(fn)(x)))(x)
-    assert_tree_close(got, ref, atol=1e-8)
